@@ -1,0 +1,29 @@
+"""stableloss: exact and fast softmax, log-softmax, logsumexp and cross-entropy losses
+(forward and gradient) for NumPy arrays, from fused Cython/C kernels.
+
+>>> import numpy as np, stableloss as sl
+>>> loss, g = sl.value_and_grad(sl.softmax_cross_entropy)(np.array([[2.0, 1.0, 0.1]]), np.array([0]))
+"""
+__version__ = "0.1.0"
+
+from ._validation import LabelError, AxisError
+from ._config import show_config, get_num_threads, set_num_threads
+from ._grad import value_and_grad, grad
+from ._api import (
+    logsumexp,
+    softmax,
+    log_softmax,
+    softmax_cross_entropy,
+    nll_loss,
+    sigmoid_cross_entropy,
+    binary_cross_entropy,
+    sigmoid,
+    log_sigmoid,
+)
+
+__all__ = [
+    "logsumexp", "softmax", "log_softmax", "softmax_cross_entropy", "nll_loss",
+    "sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid", "log_sigmoid",
+    "value_and_grad", "grad", "show_config", "get_num_threads", "set_num_threads",
+    "LabelError", "AxisError", "__version__",
+]

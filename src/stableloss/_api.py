@@ -1,0 +1,199 @@
+"""The framework-neutral public functions: each one is validate -> dispatch -> kernel.
+
+All the work happens in :mod:`stableloss._dispatch` (and the checks in
+:mod:`stableloss._validation`); these wrappers fix the signatures and the docs and
+register each function's gradient with :mod:`stableloss._grad`.
+"""
+from __future__ import annotations
+
+from . import _dispatch as D
+from ._grad import differentiable
+
+
+def _args(**kw):
+    return kw
+
+
+@differentiable("x", impl=D.logsumexp_impl)
+def logsumexp(x, axis=-1, keepdims=False, *, out=None):
+    r"""Log of the sum of exponentials along `axis`, without overflow or cancellation.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; float32/float64 kept, float16 computed in float32, ints promoted to float64.
+    axis : int, default -1
+    keepdims : bool, default False
+    out : ndarray, optional
+        Array of the result's shape and dtype to write into.
+
+    Returns
+    -------
+    ndarray of x's shape without `axis` (with a 1 there if `keepdims`).
+
+    Notes
+    -----
+    With :math:`m = \max_j x_j` attained at :math:`k^*`,
+    :math:`\mathrm{lse}(x) = m + \operatorname{log1p}\big(\sum_{j \ne k^*} e^{x_j - m}\big)`
+    (Blanchard, Higham & Higham 2021): exact to a few ulp even when the result is
+    near 0. A row with NaN gives NaN; with +inf, +inf; all -inf (or empty), -inf.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> x = np.array([0.0, -50.0])
+    >>> float(np.log(np.exp(x).sum()))         # naive: the e^-50 is lost
+    0.0
+    >>> float(sl.logsumexp(x))                  # true value 1.9287498479639178e-22
+    1.9287498479639178e-22
+    """
+    return D.logsumexp_impl(_args(x=x, axis=axis, keepdims=keepdims, out=out), (), None)[0]
+
+
+@differentiable("x", impl=D.softmax_impl)
+def softmax(x, axis=-1, *, out=None):
+    r"""Softmax along `axis`: :math:`p_j = e^{x_j - \mathrm{lse}(x)}`.
+
+    Rows with NaN, +inf, or only -inf give NaN (as PyTorch). See :func:`logsumexp`.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> sl.softmax(np.array([1000.0, 0.0]))     # naive np.exp overflows
+    array([1., 0.])
+    """
+    return D.softmax_impl(_args(x=x, axis=axis, out=out), (), None)[0]
+
+
+@differentiable("x", impl=D.log_softmax_impl)
+def log_softmax(x, axis=-1, *, out=None):
+    r"""Log-softmax along `axis`: :math:`x_j - \mathrm{lse}(x)`, computed as
+    :math:`(x_j - m) - \operatorname{log1p}(s')` so the winning entry keeps its digits.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> x = np.array([40.0, 0.0])
+    >>> float(np.log(np.exp(x) / np.exp(x).sum())[0])   # naive: softmax rounds to 1
+    0.0
+    >>> float(sl.log_softmax(x)[0])                    # -e^-40 (1 - ...)
+    -4.248354255291589e-18
+    """
+    return D.log_softmax_impl(_args(x=x, axis=axis, out=out), (), None)[0]
+
+
+@differentiable("logits", "labels", impl=D.softmax_cross_entropy_impl)
+def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=None,
+                          label_smoothing=0.0, reduction="mean", out=None):
+    r"""Softmax cross-entropy from logits, fused and exact.
+
+    Parameters
+    ----------
+    logits : array_like, classes along `axis`
+    labels : array_like
+        Integer class indices of shape ``logits.shape`` without `axis`, or
+        probabilities of ``logits.shape`` (the shape decides, as in PyTorch).
+    axis : int, default -1
+    weight : array_like of shape (C,), optional
+        Per-class weights.
+    ignore_index : int, optional
+        Index labels equal to this contribute nothing (loss 0, gradient 0) and are left
+        out of the mean's denominator.
+    label_smoothing : float in [0, 1], default 0
+        PyTorch's definition (see ``docs/api.md``).
+    reduction : {"mean", "sum", "none"}
+        "mean" for index labels is :math:`\sum_n \ell_n / \sum_n w_{y_n}` over
+        non-ignored rows (NaN if that is 0); for probability labels it divides by the
+        number of rows.
+    out : ndarray, optional
+        For ``reduction="none"``: where to write the per-row losses.
+
+    Raises
+    ------
+    LabelError
+        A label outside [0, C) that is not `ignore_index` (names the value and index).
+    TypeError
+        Non-integer index labels; complex/object logits.
+    ValueError
+        Shapes, weights, reduction or label_smoothing that do not fit.
+
+    Notes
+    -----
+    Per row, with :math:`m` the maximum at :math:`k^*`:
+    :math:`\ell = (m - x_t) + \operatorname{log1p}\big(\sum_{j\ne k^*} e^{x_j-m}\big)`,
+    two non-negative terms. When the target holds the maximum (a confident-correct
+    row) the loss is the log1p term alone and is returned with full relative accuracy
+    (e.g. 1e-20), where PyTorch, TensorFlow, SciPy and NumPy return exactly 0.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> x = np.array([[50.0, 0.0, 0.0]]); t = np.array([0])
+    >>> naive = -np.log(np.exp(x) / np.exp(x).sum(axis=1, keepdims=True))[0, 0]
+    >>> float(naive), float(sl.softmax_cross_entropy(x, t))   # true: 2 e^-50
+    (-0.0, 3.857499695927836e-22)
+    """
+    return D.softmax_cross_entropy_impl(
+        _args(logits=logits, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,
+              label_smoothing=label_smoothing, reduction=reduction, out=out), (), None)[0]
+
+
+@differentiable("log_probs", impl=D.nll_loss_impl)
+def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=None, reduction="mean", out=None):
+    r"""Negative log-likelihood of integer labels given log-probabilities:
+    :math:`\ell_n = -w_{y_n}\,\mathrm{log\_probs}_{n, y_n}` ("mean" divides by
+    :math:`\sum w_{y_n}` over non-ignored rows, as PyTorch)."""
+    return D.nll_loss_impl(
+        _args(log_probs=log_probs, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,
+              reduction=reduction, out=out), (), None)[0]
+
+
+@differentiable("logits", "labels", impl=D.sigmoid_cross_entropy_impl)
+def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduction="mean", out=None):
+    r"""Binary cross-entropy with logits, elementwise, exact in both tails.
+
+    :math:`\ell = w\,[(1-z)\,x + (1 + (p_w - 1) z)\,\mathrm{softplus}(-x)]`, evaluated as a
+    sum of non-negative terms (no cancellation for large :math:`|x|`). `weight`
+    broadcasts to the logits; `pos_weight` broadcasts along the last axis (PyTorch).
+    "mean" divides by the number of elements.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> float(sl.sigmoid_cross_entropy(np.array([-40.0]), np.array([0.0])))   # log1p(e^-40)
+    4.248354255291589e-18
+    """
+    return D.sigmoid_cross_entropy_impl(
+        _args(logits=logits, labels=labels, weight=weight, pos_weight=pos_weight, reduction=reduction,
+              out=out), (), None)[0]
+
+
+@differentiable("probs", impl=D.binary_cross_entropy_impl)
+def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=None, policy="clamp",
+                         epsilon=None):
+    r"""Binary cross-entropy on probabilities.
+
+    `policy` says what happens at p = 0 or 1: "clamp" (default, PyTorch: each log
+    clamped at -100), "clip" (Keras: p clipped to [epsilon, 1 - epsilon], gradient 0
+    outside), "add" (TF v1 ``log_loss``: epsilon added inside the logs), "exact" (no
+    protection; a term with coefficient 0 contributes 0). `epsilon` defaults to 1e-7
+    for "clip" and "add". probs outside [0, 1] (or NaN) raise ValueError.
+    """
+    return D.binary_cross_entropy_impl(
+        _args(probs=probs, labels=labels, weight=weight, reduction=reduction, out=out, policy=policy,
+              epsilon=epsilon), (), None)[0]
+
+
+@differentiable("x", impl=D.sigmoid_impl)
+def sigmoid(x, *, out=None):
+    r""":math:`1 / (1 + e^{-x})`, exact in both tails (``sigmoid(-40)`` is
+    :math:`e^{-40}/(1+e^{-40})`, not a difference from 1)."""
+    return D.sigmoid_impl(_args(x=x, out=out), (), None)[0]
+
+
+@differentiable("x", impl=D.log_sigmoid_impl)
+def log_sigmoid(x, *, out=None):
+    r""":math:`\log\sigma(x) = -\mathrm{softplus}(-x)`: ``log_sigmoid(40)`` is
+    :math:`-e^{-40}(1 - \dots)`, ``log_sigmoid(-40)`` is :math:`-40 - e^{-40}\dots`;
+    never 0 or -inf where the true value is finite."""
+    return D.log_sigmoid_impl(_args(x=x, out=out), (), None)[0]

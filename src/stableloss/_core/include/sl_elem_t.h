@@ -1,0 +1,129 @@
+/* sl_elem_t.h -- elementwise binary-family kernels, templated over the element type
+ * (SL_T, SL_F, SL_F32 as in sl_rows_t.h). No include guard.
+ *
+ * The data is viewed as (rows, K) with K the length of the last axis, so that
+ * per-element weights can be given either in full (wmode 2), as one value per
+ * column (wmode 1, length K; also pos_weight), or not at all (wmode 0) without
+ * ever materialising a broadcast array. All scalar maths is in double with libm
+ * (float32 inputs therefore get results rounded once).
+ *
+ * softplus(-x) = log(1 + e^{-x}) is never formed as max(-x,0) + log1p(e^{-|x|})
+ * added to a term that cancels it: with L = 1 + (pw - 1) z,
+ *   x >= 0: loss = (1 - z) x  + L log1p(e^{-x})
+ *   x <  0: loss = -pw z x    + L log1p(e^{x})
+ * both sums of non-negative terms for z in [0, 1], pw >= 0 (exact in both tails).
+ * Gradient wrt x: L sigma(x) - pw z, written as (1 - z) - L sigma(-x) for x >= 0
+ * (no cancellation at z = 1) and L sigma(x) - pw z for x < 0.
+ * A term whose coefficient is exactly 0 contributes 0 even when the other factor
+ * is infinite (x = +inf with z = 1 gives loss 0, not NaN).
+ */
+
+static SL_INLINE double SL_F(elem_w)(const SL_T *w, int wmode, int64_t idx, int64_t col) {
+  return wmode == 0 ? 1.0 : (double)w[wmode == 1 ? col : idx];
+}
+
+static SL_INLINE double SL_F(mul0)(double c, double v) { return c == 0.0 ? 0.0 : c * v; }
+
+/* BCE with logits on elements [i0, i1) (flat), K = last-axis length. */
+double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
+                              const SL_T *w, int wmode, const SL_T *pw,
+                              SL_T *loss, SL_T *gx, SL_T *gz, double gscale, const SL_T *gout) {
+  double total = 0.0;
+  for (int64_t i = i0; i < i1; i++) {
+    const int64_t col = i % K;
+    const double xv = (double)x[i], zv = (double)z[i];
+    const double wv = SL_F(elem_w)(w, wmode, i, col);
+    const double pv = pw ? (double)pw[col] : 1.0;
+    const double Lc = 1.0 + (pv - 1.0) * zv;
+    const double ax = fabs(xv);
+    const double l1 = log1p(exp(-ax));          /* log(1 + e^{-|x|}) */
+    double li;
+    if (xv >= 0) li = SL_F(mul0)(1.0 - zv, xv) + Lc * l1;
+    else if (xv < 0) li = SL_F(mul0)(-pv * zv, xv) + Lc * l1;
+    else li = xv;                                 /* NaN */
+    li = SL_F(mul0)(wv, li);
+    total += li;
+    if (loss) loss[i] = (SL_T)li;
+    const double sc = gout ? (double)gout[i] : gscale;
+    if (gx) {
+      const double en = exp(-ax), sig_small = en / (1.0 + en);   /* sigma(-|x|) */
+      double gv;
+      if (xv >= 0) gv = (1.0 - zv) - Lc * sig_small;
+      else if (xv < 0) gv = Lc * sig_small - pv * zv;
+      else gv = xv;
+      gx[i] = (SL_T)(sc * wv * gv);
+    }
+    if (gz) {
+      /* d/dz = -x + (pw - 1) softplus(-x) */
+      const double spm = xv >= 0 ? l1 : -xv + l1;
+      gz[i] = (SL_T)(sc * wv * (-xv + SL_F(mul0)(pv - 1.0, spm)));
+    }
+  }
+  return total;
+}
+
+/* BCE on probabilities. policy: 0 clamp (log >= -100, torch), 1 clip to [eps, 1-eps]
+ * (Keras), 2 add eps inside the logs (TF v1 log_loss), 3 exact. */
+double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
+                             const SL_T *w, int wmode, int policy, double eps,
+                             SL_T *loss, SL_T *gp, double gscale, const SL_T *gout) {
+  double total = 0.0;
+  for (int64_t i = i0; i < i1; i++) {
+    const int64_t col = i % K;
+    const double pv = (double)p[i], zv = (double)z[i];
+    const double wv = SL_F(elem_w)(w, wmode, i, col);
+    double lp, l1p, g;                     /* log p, log(1-p), d loss / d p (unweighted) */
+    if (policy == 0) {
+      lp = log(pv); lp = lp < -100.0 ? -100.0 : lp;
+      l1p = log1p(-pv); l1p = l1p < -100.0 ? -100.0 : l1p;
+      double den = pv * (1.0 - pv); den = den < 1e-12 ? 1e-12 : den;
+      g = (pv - zv) / den;
+    } else if (policy == 1) {
+      double pc = pv < eps ? eps : pv; pc = pc > 1.0 - eps ? 1.0 - eps : pc;
+      lp = log(pc); l1p = log1p(-pc);
+      g = (pv < eps || pv > 1.0 - eps) ? 0.0 : -zv / pc + (1.0 - zv) / (1.0 - pc);
+    } else if (policy == 2) {
+      lp = log(pv + eps); l1p = log((1.0 - pv) + eps);
+      g = -zv / (pv + eps) + (1.0 - zv) / ((1.0 - pv) + eps);
+    } else {
+      lp = log(pv); l1p = log1p(-pv);
+      g = -SL_F(mul0)(zv, 1.0 / pv) + SL_F(mul0)(1.0 - zv, 1.0 / (1.0 - pv));
+    }
+    double li = -(SL_F(mul0)(zv, lp) + SL_F(mul0)(1.0 - zv, l1p));
+    li = SL_F(mul0)(wv, li);
+    total += li;
+    if (loss) loss[i] = (SL_T)li;
+    if (gp) gp[i] = (SL_T)((gout ? (double)gout[i] : gscale) * wv * g);
+  }
+  return total;
+}
+
+/* sigmoid and log_sigmoid, forward and VJP (g may be NULL: VJP with ones). */
+void SL_F(sigmoid_elems)(const SL_T *x, int64_t i0, int64_t i1, SL_T *y) {
+  for (int64_t i = i0; i < i1; i++) {
+    const double xv = (double)x[i], en = exp(-fabs(xv));
+    y[i] = (SL_T)(xv >= 0 ? 1.0 / (1.0 + en) : en / (1.0 + en));
+  }
+}
+void SL_F(sigmoid_vjp_elems)(const SL_T *x, const SL_T *g, int64_t i0, int64_t i1, SL_T *gx) {
+  for (int64_t i = i0; i < i1; i++) {
+    const double xv = (double)x[i], en = exp(-fabs(xv));
+    /* sigma(x) sigma(-x) = e^{-|x|} / (1 + e^{-|x|})^2 */
+    const double d = en / ((1.0 + en) * (1.0 + en));
+    gx[i] = (SL_T)((g ? (double)g[i] : 1.0) * (xv == xv ? d : xv));
+  }
+}
+void SL_F(log_sigmoid_elems)(const SL_T *x, int64_t i0, int64_t i1, SL_T *y) {
+  for (int64_t i = i0; i < i1; i++) {
+    const double xv = (double)x[i], l1 = log1p(exp(-fabs(xv)));
+    y[i] = (SL_T)(xv >= 0 ? -l1 : xv - l1);
+  }
+}
+void SL_F(log_sigmoid_vjp_elems)(const SL_T *x, const SL_T *g, int64_t i0, int64_t i1, SL_T *gx) {
+  for (int64_t i = i0; i < i1; i++) {
+    const double xv = (double)x[i], en = exp(-fabs(xv));
+    /* d/dx log sigma(x) = sigma(-x) */
+    const double d = xv >= 0 ? en / (1.0 + en) : 1.0 / (1.0 + en);
+    gx[i] = (SL_T)((g ? (double)g[i] : 1.0) * (xv == xv ? d : xv));
+  }
+}

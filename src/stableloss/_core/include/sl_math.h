@@ -1,0 +1,115 @@
+/* sl_math.h -- vectorisable exp for float32 and float64, plain C, header only.
+ *
+ * GCC -O3 -fno-math-errno -fno-trapping-math vectorises loops that call these
+ * (they inline; no libm calls, no fmaxf/fminf, no float->int conversion).
+ *
+ * Algorithm (both precisions):
+ *   k = round(x / ln2) by the magic-number trick (the low mantissa bits of
+ *       t = x*log2(e) + 1.5*2^p hold k in two's complement);
+ *   r = x - k*ln2_hi - k*ln2_lo (Cody-Waite; k*ln2_hi is exact);
+ *   exp(r) = 1 + r + r^2 q(r), q a minimax-style fit of (e^r - 1 - r)/r^2 on
+ *       [-ln2/2, ln2/2] (degree 4 in float, 9 in double);
+ *   2^k built from the exponent bits of t; the full-range versions split
+ *       2^k = 2^k1 * 2^k2 so gradual underflow is rounded once and overflow
+ *       gives +inf.
+ * Specials: NaN -> NaN, +inf and x > ln(max) -> +inf, -inf and tiny -> +0,
+ * subnormal results correctly scaled.
+ * Accuracy (measured in ../shared/performance.md and re-checked by
+ * tests/test_math.py): sl_expf <= 1.07 ulp, sl_exp <= 1.09 ulp.
+ * The *_bounded variants are valid only for x in [-86.5, 0] (float) /
+ * [-708, 0] (double) or NaN; there they are bitwise equal to the full ones
+ * (one scale factor, no clamps) -- the softmax fast path, chosen per row after
+ * the min/max pass.
+ */
+#ifndef SL_MATH_H
+#define SL_MATH_H
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+
+static inline float sl_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t sl_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline double sl_bits2d(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+static inline uint64_t sl_d2bits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+
+#define SL_EXPF_POLY(r, q)                                   \
+  do { q = 0x1.6d1606p-10f; q = q * r + 0x1.12106cp-7f;      \
+       q = q * r + 0x1.555516p-5f; q = q * r + 0x1.5554d8p-3f; \
+       q = q * r + 0.5f; } while (0)
+
+static inline float sl_expf(float x) {
+  const float magic = 0x1.8p23f;
+  x = x > 89.0f ? 89.0f : x;           /* exp(89) overflows to +inf; NaN passes */
+  x = x < -104.0f ? -104.0f : x;       /* exp(-104) rounds to +0 */
+  float t = x * 0x1.715476p+0f + magic;
+  float k = t - magic;
+  float r = x - k * 0x1.62e400p-1f;
+  r = r - k * 0x1.7f7d1cp-20f;
+  float q; SL_EXPF_POLY(r, q);
+  float p = (r * r) * q + r + 1.0f;
+  float t1 = k * 0.5f + magic; float k1 = t1 - magic;
+  float t2 = (k - k1) + magic;
+  float s1 = sl_bits2f((sl_f2bits(t1) + 127u) << 23);
+  float s2 = sl_bits2f((sl_f2bits(t2) + 127u) << 23);
+  return p * s1 * s2;
+}
+
+static inline float sl_expf_bounded(float x) {
+  const float magic = 0x1.8p23f;
+  float t = x * 0x1.715476p+0f + magic;
+  float k = t - magic;
+  float r = x - k * 0x1.62e400p-1f;
+  r = r - k * 0x1.7f7d1cp-20f;
+  float q; SL_EXPF_POLY(r, q);
+  float p = (r * r) * q + r + 1.0f;
+  return p * sl_bits2f((sl_f2bits(t) + 127u) << 23);
+}
+
+#define SL_EXP_POLY(r, q)                                                   \
+  do { q = 0x1.af3ce42b12b24p-26; q = q * r + 0x1.2894f52583578p-22;       \
+       q = q * r + 0x1.71de0be2b5e96p-19; q = q * r + 0x1.a019b621f9d08p-16; \
+       q = q * r + 0x1.a01a01a83ba17p-13; q = q * r + 0x1.6c16c1794e1dcp-10; \
+       q = q * r + 0x1.1111111110918p-7; q = q * r + 0x1.5555555553b6cp-5;  \
+       q = q * r + 0x1.5555555555556p-3; q = q * r + 0x1.0000000000001p-1; } while (0)
+
+static inline double sl_exp(double x) {
+  const double magic = 0x1.8p52;
+  x = x > 710.0 ? 710.0 : x;
+  x = x < -746.0 ? -746.0 : x;
+  double t = x * 0x1.71547652b82fep+0 + magic;
+  double k = t - magic;
+  double r = x - k * 0x1.62e42fee00000p-1;
+  r = r - k * 0x1.a39ef35793c76p-33;
+  double q; SL_EXP_POLY(r, q);
+  double p = (r * r) * q + r + 1.0;
+  double t1 = k * 0.5 + magic; double k1 = t1 - magic;
+  double t2 = (k - k1) + magic;
+  double s1 = sl_bits2d((sl_d2bits(t1) + 1023u) << 52);
+  double s2 = sl_bits2d((sl_d2bits(t2) + 1023u) << 52);
+  return p * s1 * s2;
+}
+
+static inline double sl_exp_bounded(double x) {
+  const double magic = 0x1.8p52;
+  double t = x * 0x1.71547652b82fep+0 + magic;
+  double k = t - magic;
+  double r = x - k * 0x1.62e42fee00000p-1;
+  r = r - k * 0x1.a39ef35793c76p-33;
+  double q; SL_EXP_POLY(r, q);
+  double p = (r * r) * q + r + 1.0;
+  return p * sl_bits2d((sl_d2bits(t) + 1023u) << 52);
+}
+
+/* Fixed-order sum of 16 lanes (a fixed tree, so the bits do not depend on the
+ * vector width the compiler chose). */
+static inline float sl_hsum16_f32(const float *a) {
+  float b[8]; for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 4; l++) b[l] = b[l] + b[l + 4];
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+static inline double sl_hsum16_f64(const double *a) {
+  double b[8]; for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 4; l++) b[l] = b[l] + b[l + 4];
+  return (b[0] + b[2]) + (b[1] + b[3]);
+}
+#endif

@@ -1,0 +1,410 @@
+/* sl_rows_t.h -- the per-row softmax-family kernels, templated over the element type.
+ *
+ * Included by sl_kernels_impl.h once per (dtype, instruction set) with
+ *   SL_T        element type (float | double)
+ *   SL_F(n)     name mangling (n -> n_f32_avx2, ...)
+ *   SL_F32      1 for float, 0 for double
+ * No include guard (included several times on purpose).
+ *
+ * Notation: row x[0..C), m = max_j x_j (attained at k*), S = sum_j exp(x_j - m)
+ * (S >= 1: the k* term is exactly 1), s' = S - 1 = sum_{j != k*} exp(x_j - m),
+ * lse = m + log S = m + log1p(s').
+ *
+ * Design (one read of the row for the statistics, one write of the output):
+ *  1. min and max of the row (vectorised; the min only picks the exp variant).
+ *  2. e_j = exp(x_j - m), summed in 16 fixed lanes per block of SL_BLOCK elements,
+ *     blocks accumulated in double, optionally stored in the output row.
+ *     Bounded exp when min - max >= the bound (no clamps, one scale factor).
+ *  3. per-row scalars in double, then one scaling pass over the output row.
+ * Special rows (S is NaN: the row has a NaN, a +inf, or is all -inf) leave the
+ * fast path and get the documented values (docs/api.md, "Special rows").
+ *
+ * Exact path (Blanchard, Higham & Higham 2021): where a result depends on s'
+ * itself -- the loss of a row whose target holds the maximum is log1p(s'),
+ * log_softmax at k* is -log1p(s'), lse near 0 -- computing s' as S - 1 would
+ * cancel. Such rows (target at the max, or S < 2 for lse/log_softmax) recompute
+ * s' excluding k*, with the rounding of x_j - m itself removed:
+ *   float32: x_j - m formed and exponentiated in double (exact difference);
+ *   float64: TwoSum gives d + err == x_j - m exactly, exp(x_j - m) =
+ *            exp(d)(1 + err), and the 16 lanes are Kahan-compensated.
+ * The gradient entries of those rows are rebuilt from the same exact terms, and
+ * the target's entry is -s'/(1 + s') rather than p_t - 1. Other rows keep the
+ * fast path: there the loss is >= log 2 (target not at the max) or S >= 2, so
+ * the absolute error of log S is also a small relative error.
+ */
+
+#define SL_TS SL_T
+#if SL_F32
+#define SL_EXPV sl_expf
+#define SL_EXPB sl_expf_bounded
+#define SL_BOUND (-86.5f)
+#define SL_HSUM sl_hsum16_f32
+#else
+#define SL_EXPV sl_exp
+#define SL_EXPB sl_exp_bounded
+#define SL_BOUND (-708.0)
+#define SL_HSUM sl_hsum16_f64
+#endif
+
+/* ---- 1. min and max ------------------------------------------------------ */
+static SL_INLINE void SL_F(row_minmax)(const SL_T *restrict x, int64_t C, SL_T *lo_out, SL_T *hi_out) {
+  SL_T lo = (SL_T)INFINITY, hi = -(SL_T)INFINITY;
+#pragma omp simd reduction(min:lo) reduction(max:hi)
+  for (int64_t j = 0; j < C; j++) {
+    lo = x[j] < lo ? x[j] : lo;
+    hi = x[j] > hi ? x[j] : hi;
+  }
+  *lo_out = lo; *hi_out = hi;
+}
+
+static SL_INLINE int SL_F(row_has_nan)(const SL_T *restrict x, int64_t C) {
+  int bad = 0;
+  for (int64_t j = 0; j < C; j++) bad |= (x[j] != x[j]);
+  return bad;
+}
+
+static SL_INLINE int64_t SL_F(row_first_max)(const SL_T *restrict x, int64_t C, SL_T m) {
+  for (int64_t j = 0; j < C; j++) if (x[j] == m) return j;
+  return 0;
+}
+
+/* ---- 2. S = sum exp(x - m), optionally storing the terms ------------------ */
+#define SL_BLOCK 1024
+static SL_INLINE double SL_F(row_sumexp_store)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo,
+                                               SL_T *restrict e) {
+  double S = 0.0;
+  const int bounded = (lo - m) >= SL_BOUND;
+  for (int64_t j0 = 0; j0 < C; j0 += SL_BLOCK) {
+    int64_t j1 = j0 + SL_BLOCK < C ? j0 + SL_BLOCK : C;
+    SL_T acc[16] = {0};
+    int64_t j = j0;
+    if (bounded) {
+      for (; j + 16 <= j1; j += 16)
+        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPB(x[j + l] - m); e[j + l] = v; acc[l] += v; }
+    } else {
+      for (; j + 16 <= j1; j += 16)
+        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPV(x[j + l] - m); e[j + l] = v; acc[l] += v; }
+    }
+    SL_T tail = 0;
+    for (; j < j1; j++) { SL_T v = SL_EXPV(x[j] - m); e[j] = v; tail += v; }
+    S += (double)SL_HSUM(acc) + (double)tail;
+  }
+  return S;
+}
+
+static SL_INLINE double SL_F(row_sumexp)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo) {
+  double S = 0.0;
+  const int bounded = (lo - m) >= SL_BOUND;
+  for (int64_t j0 = 0; j0 < C; j0 += SL_BLOCK) {
+    int64_t j1 = j0 + SL_BLOCK < C ? j0 + SL_BLOCK : C;
+    SL_T acc[16] = {0};
+    int64_t j = j0;
+    if (bounded) {
+      for (; j + 16 <= j1; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += SL_EXPB(x[j + l] - m);
+    } else {
+      for (; j + 16 <= j1; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += SL_EXPV(x[j + l] - m);
+    }
+    SL_T tail = 0;
+    for (; j < j1; j++) tail += SL_EXPV(x[j] - m);
+    S += (double)SL_HSUM(acc) + (double)tail;
+  }
+  return S;
+}
+
+/* Exact s' = sum_{j != ks} exp(x_j - m). If e != NULL, e_j (rounded to SL_T)
+ * is stored for j != ks and e[ks] = 1. */
+static double SL_F(row_sprime_exact)(const SL_T *restrict x, int64_t C, SL_T m, int64_t ks,
+                                     SL_T *restrict e) {
+  double acc[16] = {0};
+#if !SL_F32
+  double cmp[16] = {0};
+#endif
+  int64_t j = 0;
+  const double md = (double)m;
+  for (; j + 16 <= C; j += 16) {
+    for (int l = 0; l < 16; l++) {
+#if SL_F32
+      double v = sl_exp((double)x[j + l] - md);
+      v = (j + l == ks) ? 0.0 : v;
+      if (e) e[j + l] = (SL_T)v;
+      acc[l] += v;
+#else
+      double a = x[j + l], b = -md;
+      double d = a + b, bb = d - a;
+      double err = (a - (d - bb)) + (b - bb);       /* TwoSum: d + err == x_j - m */
+      double v = sl_exp(d);
+      v = v + v * err;
+      v = (j + l == ks) ? 0.0 : v;
+      if (e) e[j + l] = v;
+      double y = v - cmp[l], t = acc[l] + y;          /* Kahan lane */
+      cmp[l] = (t - acc[l]) - y; acc[l] = t;
+#endif
+    }
+  }
+  double tail = 0.0;
+  for (; j < C; j++) {
+#if SL_F32
+    double v = sl_exp((double)x[j] - md);
+#else
+    double a = x[j], b = -md;
+    double d = a + b, bb = d - a;
+    double err = (a - (d - bb)) + (b - bb);
+    double v = sl_exp(d); v = v + v * err;
+#endif
+    v = (j == ks) ? 0.0 : v;
+    if (e) e[j] = (SL_T)v;
+    tail += v;
+  }
+  if (e && C > 0) e[ks] = 1;
+#if SL_F32
+  return sl_hsum16_f64(acc) + tail;
+#else
+  return (sl_hsum16_f64(acc) - sl_hsum16_f64(cmp)) + tail;
+#endif
+}
+
+/* ---- logsumexp ------------------------------------------------------------ */
+void SL_F(lse_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, SL_T *out) {
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *xr = x + i * C;
+    if (C == 0) { out[i] = -(SL_T)INFINITY; continue; }
+    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    double S = SL_F(row_sumexp)(xr, C, m, lo);
+    if (!(S == S)) {                 /* NaN, +inf, or all -inf */
+      out[i] = SL_F(row_has_nan)(xr, C) ? (SL_T)NAN : m;
+      continue;
+    }
+    if (S < 2.0) {
+      int64_t ks = SL_F(row_first_max)(xr, C, m);
+      out[i] = (SL_T)((double)m + log1p(SL_F(row_sprime_exact)(xr, C, m, ks, NULL)));
+    } else {
+      out[i] = (SL_T)((double)m + log(S));
+    }
+  }
+}
+
+static SL_INLINE void SL_F(fill)(SL_T *restrict y, int64_t C, SL_T v) {
+  for (int64_t j = 0; j < C; j++) y[j] = v;
+}
+
+/* ---- softmax (times a per-row scale: also the logsumexp VJP) --------------- */
+void SL_F(softmax_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
+                        const SL_T *grow, SL_T *y) {
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *xr = x + i * C; SL_T *yr = y + i * C;
+    if (C == 0) continue;
+    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    double S = SL_F(row_sumexp_store)(xr, C, m, lo, yr);
+    if (!(S == S)) { SL_F(fill)(yr, C, (SL_T)NAN); continue; }
+    const SL_T k = (SL_T)((grow ? (double)grow[i] : 1.0) / S);
+    for (int64_t j = 0; j < C; j++) yr[j] *= k;
+  }
+}
+
+/* ---- log_softmax ------------------------------------------------------------ */
+void SL_F(log_softmax_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, SL_T *y) {
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *xr = x + i * C; SL_T *yr = y + i * C;
+    if (C == 0) continue;
+    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    double S = SL_F(row_sumexp)(xr, C, m, lo);
+    if (!(S == S)) { SL_F(fill)(yr, C, (SL_T)NAN); continue; }
+    if (S < 2.0) {
+      int64_t ks = SL_F(row_first_max)(xr, C, m);
+      double L = log1p(SL_F(row_sprime_exact)(xr, C, m, ks, NULL));
+      const double md = (double)m;
+      for (int64_t j = 0; j < C; j++) yr[j] = (SL_T)(((double)xr[j] - md) - L);
+    } else {
+      const SL_T L = (SL_T)log(S);
+      for (int64_t j = 0; j < C; j++) yr[j] = (xr[j] - m) - L;
+    }
+  }
+}
+
+/* ---- VJPs of softmax and log_softmax (from the forward output y) ----------- */
+void SL_F(softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t r0, int64_t r1, SL_T *gx) {
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *yr = y + i * C, *gr = g + i * C; SL_T *o = gx + i * C;
+    double s = 0.0;
+    for (int64_t j = 0; j < C; j++) s += (double)gr[j] * (double)yr[j];
+    const SL_T st = (SL_T)s;
+    for (int64_t j = 0; j < C; j++) o[j] = yr[j] * (gr[j] - st);
+  }
+}
+
+void SL_F(log_softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t r0, int64_t r1, SL_T *gx) {
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *yr = y + i * C, *gr = g + i * C; SL_T *o = gx + i * C;
+    double s = 0.0;
+    for (int64_t j = 0; j < C; j++) s += (double)gr[j];
+    const SL_T st = (SL_T)s;
+    for (int64_t j = 0; j < C; j++) o[j] = gr[j] - SL_EXPV(yr[j]) * st;
+  }
+}
+
+/* ---- cross-entropy with class-index labels ---------------------------------
+ * loss_i = v [(1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c)]
+ * grad_ij = scale_i v [a p_j - (1-eps) w_y [j=y] - (eps/C) w_j],
+ *   a = (1-eps) w_y + (eps/C) W,  W = sum_c w_c.
+ * lse - x_c is evaluated as (m - x_c) + log S: two non-negative terms.
+ * Writes loss[i] (double) for every row of the block, the gradient row when g
+ * is not NULL, and returns the block's loss sum (rows in order). A label that is
+ * neither in [0, C) nor ignore_index is never used as an index: its row gets a
+ * NaN loss, a zero gradient row, and *bad = its row (the first in the block). */
+double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
+                           const int64_t *labels, const SL_T *w, double W,
+                           int has_ignore, int64_t ignore_index, double eps,
+                           double *loss, SL_T *g, double gscale, const double *grow,
+                           int64_t *bad) {
+  double total = 0.0;
+  const double ec = C > 0 ? eps / (double)C : 0.0;
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *xr = x + i * C; SL_T *gr = g ? g + i * C : NULL;
+    const int64_t y = labels[i];
+    if (has_ignore && y == ignore_index) {
+      loss[i] = 0.0;
+      if (gr) SL_F(fill)(gr, C, 0);
+      continue;
+    }
+    if (y < 0 || y >= C) {
+      if (*bad < 0) *bad = i;
+      loss[i] = NAN;
+      if (gr) SL_F(fill)(gr, C, 0);
+      continue;
+    }
+    const double sc = grow ? grow[i] : gscale;
+    const double wy = w ? (double)w[y] : 1.0;
+    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    double S = gr ? SL_F(row_sumexp_store)(xr, C, m, lo, gr) : SL_F(row_sumexp)(xr, C, m, lo);
+    if (!(S == S)) {
+      loss[i] = NAN; total += NAN;
+      if (gr) SL_F(fill)(gr, C, (SL_T)NAN);
+      continue;
+    }
+    const int exact = (xr[y] == m) && (S < 2.0);
+    double sp = 0.0, L;
+    if (exact) {
+      sp = SL_F(row_sprime_exact)(xr, C, m, y, gr);
+      S = 1.0 + sp;
+      L = log1p(sp);
+    } else {
+      L = log(S);
+    }
+    const double md = (double)m;
+    double li = (1.0 - eps) * wy * ((md - (double)xr[y]) + L);
+    if (eps > 0.0) {
+      double a = 0.0;                        /* sum_c w_c (m - x_c) */
+      if (w) { for (int64_t j = 0; j < C; j++) a += (double)w[j] * (md - (double)xr[j]); }
+      else   { for (int64_t j = 0; j < C; j++) a += md - (double)xr[j]; }
+      li += ec * (a + W * L);
+    }
+    loss[i] = li; total += li;
+    if (!gr) continue;
+    /* gradient: gr holds e_j = exp(x_j - m); p_j = e_j / S (e_y == 1 on exact rows) */
+    const double ey = (double)gr[y];
+    const double a = (1.0 - eps) * wy + ec * W;
+    const SL_T k = (SL_T)(sc * a / S);
+    if (eps > 0.0 && w) {
+      const double c2 = sc * ec;
+      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - (SL_T)(c2 * (double)w[j]);
+    } else if (eps > 0.0) {
+      const SL_T c2 = (SL_T)(sc * ec);
+      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - c2;
+    } else {
+      for (int64_t j = 0; j < C; j++) gr[j] *= k;
+    }
+    /* target entry: a p_y - (1-eps) w_y - ec w_y; on exact rows (1 - p_y) = s'/S */
+    const double gy = exact ? -(1.0 - eps) * wy * (sp / S) + ec * W / S - ec * wy
+                            : a * (ey / S) - (1.0 - eps) * wy - ec * wy;
+    gr[y] = (SL_T)(sc * gy);
+  }
+  return total;
+}
+
+/* ---- cross-entropy with probability labels --------------------------------
+ * q_c = (1-eps) t_c + eps/C;  loss_i = sum_c w_c q_c (lse - x_c)
+ * grad wrt x: scale (p_j Q - w_j q_j), Q = sum_c w_c q_c;
+ * grad wrt t: scale (1-eps) w_c (lse - x_c).
+ * Exact path when S < 2 (s' recomputed; at k*: p Q - w q = p Q' - w q s'/S with
+ * Q' = Q - w_k* q_k*, summed without the k* term). */
+double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, int64_t r1,
+                          const SL_T *w, double eps, double *loss, SL_T *gx, SL_T *gt,
+                          double gscale, const double *grow) {
+  double total = 0.0;
+  const double ec = C > 0 ? eps / (double)C : 0.0, om = 1.0 - eps;
+  for (int64_t i = r0; i < r1; i++) {
+    const SL_T *xr = x + i * C, *tr = t + i * C;
+    SL_T *gxr = gx ? gx + i * C : NULL, *gtr = gt ? gt + i * C : NULL;
+    const double sc = grow ? grow[i] : gscale;
+    if (C == 0) { loss[i] = 0.0; continue; }
+    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    double S = gxr ? SL_F(row_sumexp_store)(xr, C, m, lo, gxr) : SL_F(row_sumexp)(xr, C, m, lo);
+    if (!(S == S)) {
+      loss[i] = NAN; total += NAN;
+      if (gxr) SL_F(fill)(gxr, C, (SL_T)NAN);
+      if (gtr) SL_F(fill)(gtr, C, (SL_T)NAN);
+      continue;
+    }
+    int64_t ks = -1; double sp = 0.0, L;
+    if (S < 2.0) {
+      ks = SL_F(row_first_max)(xr, C, m);
+      sp = SL_F(row_sprime_exact)(xr, C, m, ks, gxr);
+      S = 1.0 + sp; L = log1p(sp);
+    } else {
+      L = log(S);
+    }
+    const double md = (double)m;
+    double Q = 0.0, A = 0.0;     /* Q = sum w q ; A = sum w q (m - x) */
+    for (int64_t j = 0; j < C; j++) {
+      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
+      Q += wq; A += wq * (md - (double)xr[j]);
+    }
+    double li = A + Q * L;
+    loss[i] = li; total += li;
+    if (gtr) {
+      for (int64_t j = 0; j < C; j++)
+        gtr[j] = (SL_T)(sc * om * (w ? (double)w[j] : 1.0) * ((md - (double)xr[j]) + L));
+    }
+    if (!gxr) continue;
+    const double kq = sc * Q / S;
+    for (int64_t j = 0; j < C; j++) {
+      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
+      gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+    }
+    if (ks >= 0) {
+      double wqk = (w ? (double)w[ks] : 1.0) * (om * (double)tr[ks] + ec);
+      gxr[ks] = (SL_T)(sc * ((Q - wqk) / S - wqk * (sp / S)));
+    }
+  }
+  return total;
+}
+
+/* ---- NLL on log-probabilities ------------------------------------------------
+ * loss_i = -v w_y lp_{i,y};  grad = -scale v w_y at column y. Bad labels as in
+ * ce_index_rows. */
+double SL_F(nll_rows)(const SL_T *lp, int64_t C, int64_t r0, int64_t r1, const int64_t *labels,
+                      const SL_T *w, int has_ignore, int64_t ignore_index, double *loss,
+                      SL_T *g, double gscale, const double *grow, int64_t *bad) {
+  double total = 0.0;
+  for (int64_t i = r0; i < r1; i++) {
+    SL_T *gr = g ? g + i * C : NULL;
+    const int64_t y = labels[i];
+    if (gr) SL_F(fill)(gr, C, 0);
+    if (has_ignore && y == ignore_index) { loss[i] = 0.0; continue; }
+    if (y < 0 || y >= C) { if (*bad < 0) *bad = i; loss[i] = NAN; continue; }
+    const double wy = w ? (double)w[y] : 1.0;
+    double li = -wy * (double)lp[i * C + y];
+    loss[i] = li; total += li;
+    if (gr) gr[y] = (SL_T)(-(grow ? grow[i] : gscale) * wy);
+  }
+  return total;
+}
+
+#undef SL_TS
+#undef SL_EXPV
+#undef SL_EXPB
+#undef SL_BOUND
+#undef SL_HSUM
+#undef SL_BLOCK

@@ -1,0 +1,193 @@
+"""The one validation layer: every argument check and every message lives here.
+
+Messages start with the argument's name (``"labels: value 12 at index (3,) is out of
+range for 10 classes"``). Front ends translate these exceptions where a framework
+raises a different type; they never re-implement the checks.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+try:  # NumPy >= 1.25
+    from numpy.exceptions import AxisError
+except ImportError:  # pragma: no cover
+    from numpy import AxisError
+
+__all__ = ["LabelError", "AxisError"]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+class LabelError(IndexError, ValueError):
+    """A class label outside [0, C) that is not the ignore index.
+
+    Subclasses both IndexError (what PyTorch raises) and ValueError (what NumPy
+    users expect for a bad value)."""
+
+
+def _dtype_name(dt):
+    return np.dtype(dt).name if not isinstance(dt, str) else dt
+
+
+def float_array(a, name):
+    """Return (array in its compute dtype, result dtype).
+
+    float32/float64 are kept; float16 (and bfloat16 from ml_dtypes) compute in
+    float32 and return their own dtype; integer/bool promote to float64 (NumPy's
+    rule); complex, object, string and structured arrays raise TypeError.
+    Non-native byte order is converted (a copy); nothing is ever written to `a`.
+    """
+    arr = np.asarray(a)
+    dt = arr.dtype
+    kind = dt.kind
+    if kind == "f":
+        if dt.itemsize == 2:
+            return arr.astype(np.float32), dt
+        if dt.itemsize in (4, 8):
+            native = np.dtype(np.float32 if dt.itemsize == 4 else np.float64)
+            return (arr if dt == native else arr.astype(native)), native
+        # long double: compute in float64, return float64
+        return arr.astype(np.float64), np.dtype(np.float64)
+    if kind in "biu":
+        return arr.astype(np.float64), np.dtype(np.float64)
+    if dt.name == "bfloat16":
+        return arr.astype(np.float32), dt
+    if kind == "c":
+        raise TypeError(f"{name}: complex input ({dt}) is not supported; pass the real part or magnitude explicitly")
+    raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(dt)}")
+
+
+def as_compute(a, dtype, name):
+    """A float array-like `a` (weights, probability labels, grad_output) in compute dtype."""
+    arr = np.asarray(a)
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name}: complex input ({arr.dtype}) is not supported")
+    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(arr.dtype)}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_axis(axis, ndim, name="axis"):
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, got {type(axis).__name__}") from None
+    nd = max(ndim, 1)       # a 0-d input is one row of one element
+    if not -nd <= ax < nd:
+        raise AxisError(f"{name}: {ax} is out of bounds for an array of dimension {ndim}")
+    return ax % nd
+
+
+def check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: {reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}")
+    return reduction
+
+
+def check_label_smoothing(eps):
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"label_smoothing: expected a real number, got {type(eps).__name__}")
+    eps = float(eps)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing: must lie in [0, 1], got {eps}")
+    return eps
+
+
+def check_ignore_index(ignore_index):
+    if ignore_index is None:
+        return False, 0
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError("ignore_index: expected an integer or None, got bool")
+    try:
+        return True, operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index: expected an integer or None, got {type(ignore_index).__name__}") from None
+
+
+def index_labels(labels, expected_shape, name="labels"):
+    """Integer class labels of `expected_shape`, as a C-contiguous int64 array."""
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu":
+        if lab.dtype.kind == "f":
+            hint = " (NaN labels are not class indices)" if np.isnan(lab).any() else ""
+            raise TypeError(f"{name}: expected integer class indices, got {lab.dtype}{hint}; "
+                            f"cast with {name}.astype(np.int64)")
+        raise TypeError(f"{name}: expected integer class indices, got dtype {_dtype_name(lab.dtype)}")
+    if lab.shape != tuple(expected_shape):
+        raise ValueError(f"{name}: shape {lab.shape} does not match the logits' shape without the "
+                         f"class axis {tuple(expected_shape)} (or the logits' own shape for probability labels)")
+    if lab.dtype == np.uint64 and lab.size and lab.max() > np.iinfo(np.int64).max:
+        bad = np.unravel_index(int(np.argmax(lab > np.iinfo(np.int64).max)), lab.shape)
+        raise LabelError(f"{name}: value {int(lab[bad])} at index {tuple(int(i) for i in bad)} is out of range")
+    return np.ascontiguousarray(lab, dtype=np.int64)
+
+
+def check_label_range(lab64, shape, C, has_ignore, ignore_index, name="labels"):
+    """Raise LabelError for the first label outside [0, C) that is not ignore_index."""
+    if lab64.size == 0:
+        return
+    bad = (lab64 < 0) | (lab64 >= C)
+    if has_ignore:
+        bad &= lab64 != ignore_index
+    if bad.any():
+        raise_bad_label(lab64, shape, int(np.argmax(bad)), C, name)
+
+
+def raise_bad_label(lab64, shape, flat_pos, C, name="labels"):
+    idx = np.unravel_index(flat_pos, shape) if len(shape) else ()
+    idx = tuple(int(i) for i in idx)
+    raise LabelError(f"{name}: value {int(lab64.reshape(-1)[flat_pos])} at index {idx} "
+                     f"is out of range for {C} classes")
+
+
+def class_weight(weight, C, dtype, name="weight"):
+    if weight is None:
+        return None
+    w = as_compute(weight, dtype, name)
+    if w.shape != (C,):
+        raise ValueError(f"{name}: expected one weight per class, shape ({C},), got {w.shape}")
+    return w
+
+
+def same_shape(a, shape, name, what):
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: shape {a.shape} does not match {what} shape {tuple(shape)}")
+
+
+def check_probabilities(p, name="probs"):
+    if p.size and not ((p >= 0) & (p <= 1)).all():
+        bad = ~((p >= 0) & (p <= 1))
+        pos = np.unravel_index(int(np.argmax(bad)), p.shape) if p.ndim else ()
+        raise ValueError(f"{name}: probabilities must lie in [0, 1]; got {p[pos]!r} at index "
+                         f"{tuple(int(i) for i in pos)}")
+
+
+def check_out(out, shape, dtype, name="out"):
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name}: expected dtype {np.dtype(dtype).name}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return out
+
+
+def check_grad_output(g, shape, dtype, name="grad_output"):
+    """None → None (ones); else an array of `shape` (or broadcastable to it) in dtype."""
+    if g is None:
+        return None
+    arr = np.asarray(g)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(arr.dtype)}")
+    try:
+        arr = np.broadcast_to(arr, tuple(shape))
+    except ValueError:
+        raise ValueError(f"{name}: shape {arr.shape} does not match the output shape {tuple(shape)}") from None
+    return np.ascontiguousarray(arr, dtype=dtype)
