@@ -174,7 +174,7 @@ def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=No
     r"""Binary cross-entropy on probabilities.
 
     `policy` says what happens at p = 0 or 1: "clamp" (default, PyTorch: each log
-    clamped at -100), "clip" (Keras: p clipped to [epsilon, 1 - epsilon], gradient 0
+    clamped at -100, gradient ``(p - z) / max(p (1 - p), 1e-12f)``), "clip" (Keras: p clipped to [epsilon, 1 - epsilon], gradient 0
     outside), "add" (TF v1 ``log_loss``: epsilon added inside the logs), "exact" (no
     protection; a term with coefficient 0 contributes 0). `epsilon` defaults to 1e-7
     for "clip" and "add". probs outside [0, 1] (or NaN) raise ValueError.

@@ -76,7 +76,8 @@ double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i
     if (policy == 0) {
       lp = log(pv); lp = lp < -100.0 ? -100.0 : lp;
       l1p = log1p(-pv); l1p = l1p < -100.0 ? -100.0 : l1p;
-      double den = pv * (1.0 - pv); den = den < 1e-12 ? 1e-12 : den;
+      /* PyTorch's floor is the float32 constant 1e-12f even for float64 inputs */
+      double den = pv * (1.0 - pv); den = den < (double)1e-12f ? (double)1e-12f : den;
       g = (pv - zv) / den;
     } else if (policy == 1) {
       double pc = pv < eps ? eps : pv; pc = pc > 1.0 - eps ? 1.0 - eps : pc;
