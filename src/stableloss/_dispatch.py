@@ -38,12 +38,12 @@ class _Rows:
         self.batch = xm.shape[:-1]
         self.C = xm.shape[-1]
         self.N = math.prod(self.batch)
-        self.x2 = np.ascontiguousarray(xm).reshape(self.N, self.C)
+        self.x2 = V.contiguous(xm).reshape(self.N, self.C)
 
     def to_rows(self, a):
         if self.zero_d:
             a = a.reshape(1)
-        return np.ascontiguousarray(np.moveaxis(a, self.axis, -1)).reshape(self.N, self.C)
+        return V.contiguous(np.moveaxis(a, self.axis, -1)).reshape(self.N, self.C)
 
     def from_rows(self, a2):
         a = np.moveaxis(a2.reshape(self.batch + (self.C,)), -1, self.axis)
@@ -60,14 +60,20 @@ class _Rows:
 def _finish(res, rd, out):
     """Cast `res` to the result dtype and deliver it into `out` when given."""
     if out is not None:
-        if res is not out and not (isinstance(res, np.ndarray) and np.shares_memory(res, out)
-                                   and res.__array_interface__["data"][0] == out.__array_interface__["data"][0]
-                                   and res.shape == out.shape and res.strides == out.strides):
-            np.copyto(out, res, casting="unsafe")
+        if not _same_buffer(res, out):
+            with np.errstate(over="ignore"):
+                np.copyto(out, res, casting="unsafe")
         return out
     if res.dtype != rd:
-        res = res.astype(rd)
+        with np.errstate(over="ignore"):   # float16 results: overflow to inf is the value
+            res = res.astype(rd)
     return res
+
+
+def _same_buffer(a, b):
+    """True when `a` is exactly `b`'s memory (a kernel already wrote the result there)."""
+    return a is b or (a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype
+                      and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _scalar_grad(grad_output, name="grad_output"):
@@ -277,7 +283,7 @@ def _binary_prep(a, xname):
     w = _elem_weight(a["weight"], x.shape, cd, "weight")
     out = V.check_out(a["out"], x.shape, rd) if red == "none" else None
     Klen = x.shape[-1] if x.ndim else 1
-    return np.ascontiguousarray(x), z, w, cd, rd, red, out, Klen
+    return V.contiguous(x), z, w, cd, rd, red, out, Klen
 
 
 def _binary_grad_scale(red, grad_output, n, shape, cd):
@@ -301,11 +307,13 @@ def sigmoid_cross_entropy_impl(a, wrt, grad_output):
     pw = None
     if a["pos_weight"] is not None:
         p = np.asarray(a["pos_weight"])
-        try:
-            pw = V.as_compute(np.broadcast_to(p, (Klen,)), cd, "pos_weight")
+        try:   # any shape that broadcasts to the logits and varies along the last axis only
+            if np.broadcast_shapes(p.shape, x.shape) != x.shape or any(s != 1 for s in p.shape[:-1]):
+                raise ValueError
+            pw = V.as_compute(np.broadcast_to(p.reshape(p.shape[-1:]), (Klen,)), cd, "pos_weight")
         except ValueError:
-            raise ValueError(f"pos_weight: shape {p.shape} does not broadcast along the last axis "
-                             f"(length {Klen})") from None
+            raise ValueError(f"pos_weight: shape {p.shape} must broadcast to the logits' shape "
+                             f"{x.shape} and vary along the last axis only (length {Klen})") from None
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = np.empty(x.shape, cd) if "logits" in wrt else None
@@ -344,7 +352,7 @@ def binary_cross_entropy_impl(a, wrt, grad_output):
 def _sigmoid_like(a, wrt, grad_output, log):
     x, rd = V.float_array(a["x"], "x")
     cd = x.dtype
-    x = np.ascontiguousarray(x)
+    x = V.contiguous(x)
     out = V.check_out(a["out"], x.shape, rd)
     y = out if (out is not None and out.dtype == cd and out.flags.c_contiguous) else np.empty(x.shape, cd)
     K.sigmoid(x, y, log, get_num_threads())

@@ -67,7 +67,12 @@ def as_compute(a, dtype, name):
         raise TypeError(f"{name}: complex input ({arr.dtype}) is not supported")
     if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(arr.dtype)}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return contiguous(arr, dtype)
+
+
+def contiguous(a, dtype=None):
+    """C-contiguous, copying only when needed; unlike np.ascontiguousarray keeps 0-d."""
+    return np.asarray(a, dtype=dtype, order="C")
 
 
 def check_axis(axis, ndim, name="axis"):
@@ -122,7 +127,7 @@ def index_labels(labels, expected_shape, name="labels"):
     if lab.dtype == np.uint64 and lab.size and lab.max() > np.iinfo(np.int64).max:
         bad = np.unravel_index(int(np.argmax(lab > np.iinfo(np.int64).max)), lab.shape)
         raise LabelError(f"{name}: value {int(lab[bad])} at index {tuple(int(i) for i in bad)} is out of range")
-    return np.ascontiguousarray(lab, dtype=np.int64)
+    return contiguous(lab, np.int64)
 
 
 def check_label_range(lab64, shape, C, has_ignore, ignore_index, name="labels"):
@@ -190,4 +195,4 @@ def check_grad_output(g, shape, dtype, name="grad_output"):
         arr = np.broadcast_to(arr, tuple(shape))
     except ValueError:
         raise ValueError(f"{name}: shape {arr.shape} does not match the output shape {tuple(shape)}") from None
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return contiguous(arr, dtype)

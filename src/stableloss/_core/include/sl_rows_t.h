@@ -135,7 +135,7 @@ static double SL_F(row_sprime_exact)(const SL_T *restrict x, int64_t C, SL_T m, 
       double d = a + b, bb = d - a;
       double err = (a - (d - bb)) + (b - bb);       /* TwoSum: d + err == x_j - m */
       double v = sl_exp(d);
-      v = v + v * err;
+      v = v > 0.0 ? v + v * err : 0.0;   /* x_j = -inf: d = -inf, err = NaN, term 0 */
       v = (j + l == ks) ? 0.0 : v;
       if (e) e[j + l] = v;
       double y = v - cmp[l], t = acc[l] + y;          /* Kahan lane */
@@ -151,7 +151,7 @@ static double SL_F(row_sprime_exact)(const SL_T *restrict x, int64_t C, SL_T m, 
     double a = x[j], b = -md;
     double d = a + b, bb = d - a;
     double err = (a - (d - bb)) + (b - bb);
-    double v = sl_exp(d); v = v + v * err;
+    double v = sl_exp(d); v = v > 0.0 ? v + v * err : 0.0;
 #endif
     v = (j == ks) ? 0.0 : v;
     if (e) e[j] = (SL_T)v;
