@@ -35,3 +35,22 @@ def pytest_report_header(config):
     info = sl.show_config(print_=False)
     return (f"stableloss {info['version']}: openmp={info['openmp']} threads={info['default_threads']} "
             f"simd={info['simd_path']} (available {info['simd_available']})")
+
+
+# --- hypothesis profiles for tests/test_properties.py (appended by the accuracy-tests helper) ---
+# A no-op while the block above registers "ci"/"thorough"; keeps test_properties.py working
+# (ci by default, STABLELOSS_HYPOTHESIS_PROFILE=thorough for long runs) if that block changes.
+try:
+    from hypothesis import HealthCheck as _HC, settings as _settings
+    from hypothesis.errors import InvalidArgument as _InvalidArgument
+
+    for _name, _n in (("ci", 60), ("thorough", 5000)):
+        try:
+            _settings.get_profile(_name)
+        except _InvalidArgument:
+            _settings.register_profile(_name, max_examples=_n, deadline=None,
+                                       suppress_health_check=[_HC.too_slow])
+    _settings.load_profile(os.environ.get("STABLELOSS_HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover
+    pass
+# --- end of appended block ---
