@@ -70,8 +70,8 @@ static SL_INLINE int64_t SL_F(row_first_max)(const SL_T *restrict x, int64_t C, 
 
 /* ---- 2. S = sum exp(x - m), optionally storing the terms ------------------ */
 #define SL_BLOCK 1024
-static SL_INLINE double SL_F(row_sumexp_store)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo,
-                                               SL_T *restrict e) {
+static SL_INLINE double SL_F(row_sumexp_impl)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo,
+                                              SL_T *restrict e, const int store) {
   double S = 0.0;
   const int bounded = (lo - m) >= SL_BOUND;
   for (int64_t j0 = 0; j0 < C; j0 += SL_BLOCK) {
@@ -80,37 +80,24 @@ static SL_INLINE double SL_F(row_sumexp_store)(const SL_T *restrict x, int64_t C
     int64_t j = j0;
     if (bounded) {
       for (; j + 16 <= j1; j += 16)
-        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPB(x[j + l] - m); e[j + l] = v; acc[l] += v; }
+        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPB(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
     } else {
       for (; j + 16 <= j1; j += 16)
-        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPV(x[j + l] - m); e[j + l] = v; acc[l] += v; }
+        for (int l = 0; l < 16; l++) { SL_T v = SL_EXPV(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
     }
     SL_T tail = 0;
-    for (; j < j1; j++) { SL_T v = SL_EXPV(x[j] - m); e[j] = v; tail += v; }
+    for (; j < j1; j++) { SL_T v = SL_EXPV(x[j] - m); if (store) e[j] = v; tail += v; }
     S += (double)SL_HSUM(acc) + (double)tail;
   }
   return S;
 }
-
+/* `store` is a constant in each call, so each instance is a straight vector loop */
+static SL_INLINE double SL_F(row_sumexp_store)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo,
+                                               SL_T *restrict e) {
+  return SL_F(row_sumexp_impl)(x, C, m, lo, e, 1);
+}
 static SL_INLINE double SL_F(row_sumexp)(const SL_T *restrict x, int64_t C, SL_T m, SL_T lo) {
-  double S = 0.0;
-  const int bounded = (lo - m) >= SL_BOUND;
-  for (int64_t j0 = 0; j0 < C; j0 += SL_BLOCK) {
-    int64_t j1 = j0 + SL_BLOCK < C ? j0 + SL_BLOCK : C;
-    SL_T acc[16] = {0};
-    int64_t j = j0;
-    if (bounded) {
-      for (; j + 16 <= j1; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += SL_EXPB(x[j + l] - m);
-    } else {
-      for (; j + 16 <= j1; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += SL_EXPV(x[j + l] - m);
-    }
-    SL_T tail = 0;
-    for (; j < j1; j++) tail += SL_EXPV(x[j] - m);
-    S += (double)SL_HSUM(acc) + (double)tail;
-  }
-  return S;
+  return SL_F(row_sumexp_impl)(x, C, m, lo, NULL, 0);
 }
 
 /* Exact s' = sum_{j != ks} exp(x_j - m), in the input dtype. TwoSum gives
