@@ -15,7 +15,7 @@ def _args(**kw):
 
 
 @differentiable("x", impl=D.logsumexp_impl)
-def logsumexp(x, axis=-1, keepdims=False, *, out=None):
+def logsumexp(x, axis=-1, keepdims=False, *, out=None, n_threads=None):
     r"""Log of the sum of exponentials along `axis`, without overflow or cancellation.
 
     Parameters
@@ -47,11 +47,11 @@ def logsumexp(x, axis=-1, keepdims=False, *, out=None):
     >>> float(sl.logsumexp(x))                  # true value 1.9287498479639178e-22
     1.9287498479639178e-22
     """
-    return D.logsumexp_impl(_args(x=x, axis=axis, keepdims=keepdims, out=out), (), None)[0]
+    return D.logsumexp_impl(_args(x=x, axis=axis, keepdims=keepdims, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("x", impl=D.softmax_impl)
-def softmax(x, axis=-1, *, out=None):
+def softmax(x, axis=-1, *, out=None, n_threads=None):
     r"""Softmax along `axis`: :math:`p_j = e^{x_j - \mathrm{lse}(x)}`.
 
     Rows with NaN, +inf, or only -inf give NaN (as PyTorch). See :func:`logsumexp`.
@@ -62,11 +62,11 @@ def softmax(x, axis=-1, *, out=None):
     >>> sl.softmax(np.array([1000.0, 0.0]))     # naive np.exp overflows
     array([1., 0.])
     """
-    return D.softmax_impl(_args(x=x, axis=axis, out=out), (), None)[0]
+    return D.softmax_impl(_args(x=x, axis=axis, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("x", impl=D.log_softmax_impl)
-def log_softmax(x, axis=-1, *, out=None):
+def log_softmax(x, axis=-1, *, out=None, n_threads=None):
     r"""Log-softmax along `axis`: :math:`x_j - \mathrm{lse}(x)`, computed as
     :math:`(x_j - m) - \operatorname{log1p}(s')` so the winning entry keeps its digits.
 
@@ -79,12 +79,12 @@ def log_softmax(x, axis=-1, *, out=None):
     >>> float(sl.log_softmax(x)[0])                    # -e^-40 (1 - ...)
     -4.248354255291589e-18
     """
-    return D.log_softmax_impl(_args(x=x, axis=axis, out=out), (), None)[0]
+    return D.log_softmax_impl(_args(x=x, axis=axis, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("logits", "labels", impl=D.softmax_cross_entropy_impl)
 def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=None,
-                          label_smoothing=0.0, reduction="mean", out=None):
+                          label_smoothing=0.0, reduction="mean", out=None, n_threads=None):
     r"""Softmax cross-entropy from logits, fused and exact.
 
     Parameters
@@ -135,21 +135,23 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=
     """
     return D.softmax_cross_entropy_impl(
         _args(logits=logits, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,
-              label_smoothing=label_smoothing, reduction=reduction, out=out), (), None)[0]
+              label_smoothing=label_smoothing, reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("log_probs", impl=D.nll_loss_impl)
-def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=None, reduction="mean", out=None):
+def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=None, reduction="mean", out=None,
+             n_threads=None):
     r"""Negative log-likelihood of integer labels given log-probabilities:
     :math:`\ell_n = -w_{y_n}\,\mathrm{log\_probs}_{n, y_n}` ("mean" divides by
     :math:`\sum w_{y_n}` over non-ignored rows, as PyTorch)."""
     return D.nll_loss_impl(
         _args(log_probs=log_probs, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,
-              reduction=reduction, out=out), (), None)[0]
+              reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("logits", "labels", impl=D.sigmoid_cross_entropy_impl)
-def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduction="mean", out=None):
+def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduction="mean", out=None,
+                          n_threads=None):
     r"""Binary cross-entropy with logits, elementwise, exact in both tails.
 
     :math:`\ell = w\,[(1-z)\,x + (1 + (p_w - 1) z)\,\mathrm{softplus}(-x)]`, evaluated as a
@@ -165,12 +167,12 @@ def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduc
     """
     return D.sigmoid_cross_entropy_impl(
         _args(logits=logits, labels=labels, weight=weight, pos_weight=pos_weight, reduction=reduction,
-              out=out), (), None)[0]
+              out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("probs", impl=D.binary_cross_entropy_impl)
 def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=None, policy="clamp",
-                         epsilon=None):
+                         epsilon=None, n_threads=None):
     r"""Binary cross-entropy on probabilities.
 
     `policy` says what happens at p = 0 or 1: "clamp" (default, PyTorch: each log
@@ -181,19 +183,19 @@ def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=No
     """
     return D.binary_cross_entropy_impl(
         _args(probs=probs, labels=labels, weight=weight, reduction=reduction, out=out, policy=policy,
-              epsilon=epsilon), (), None)[0]
+              epsilon=epsilon, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("x", impl=D.sigmoid_impl)
-def sigmoid(x, *, out=None):
+def sigmoid(x, *, out=None, n_threads=None):
     r""":math:`1 / (1 + e^{-x})`, exact in both tails (``sigmoid(-40)`` is
     :math:`e^{-40}/(1+e^{-40})`, not a difference from 1)."""
-    return D.sigmoid_impl(_args(x=x, out=out), (), None)[0]
+    return D.sigmoid_impl(_args(x=x, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("x", impl=D.log_sigmoid_impl)
-def log_sigmoid(x, *, out=None):
+def log_sigmoid(x, *, out=None, n_threads=None):
     r""":math:`\log\sigma(x) = -\mathrm{softplus}(-x)`: ``log_sigmoid(40)`` is
     :math:`-e^{-40}(1 - \dots)`, ``log_sigmoid(-40)`` is :math:`-40 - e^{-40}\dots`;
     never 0 or -inf where the true value is finite."""
-    return D.log_sigmoid_impl(_args(x=x, out=out), (), None)[0]
+    return D.log_sigmoid_impl(_args(x=x, out=out, n_threads=n_threads), (), None)[0]

@@ -8,9 +8,53 @@ import sys
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
 
 
+_physical = None
+
+
+def physical_cores():
+    """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
+    global _physical
+    if _physical is None:
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = list(range(os.cpu_count() or 1))
+        cores = set()
+        for c in cpus:
+            try:
+                with open(f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list") as f:
+                    cores.add(f.read().strip())
+            except OSError:
+                cores.add(str(c))
+        _physical = max(1, len(cores))
+    return _physical
+
+
 def get_num_threads():
-    """Threads the next kernel call may use; 0 means OpenMP's current default."""
-    return _num_threads
+    """Threads the next kernel call may use (small inputs still run on one).
+
+    The global setting (set_num_threads) if any; else OpenMP's current maximum, which
+    honours OMP_NUM_THREADS, threadpoolctl and torch.set_num_threads, capped at the
+    number of physical cores unless OMP_NUM_THREADS asks for more explicitly."""
+    if _num_threads:
+        return _num_threads
+    from ._core import _kernels
+    mt = _kernels.max_threads()
+    if os.environ.get("OMP_NUM_THREADS"):
+        return mt
+    return max(1, min(mt, physical_cores()))
+
+
+def resolve_threads(n_threads, name="n_threads"):
+    """A call's n_threads keyword: None -> get_num_threads(); else a positive int."""
+    if n_threads is None:
+        return get_num_threads()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not hasattr(n_threads, "__index__"):
+        raise TypeError(f"{name}: expected a positive integer or None, got {type(n_threads).__name__}")
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError(f"{name}: expected a positive integer or None, got {n}")
+    return n
 
 
 def set_num_threads(n):
@@ -47,7 +91,9 @@ def show_config(print_=True):
         "platform": f"{platform.system()} {platform.machine()}",
         "compiler": compiler,
         "openmp": _kernels.openmp_enabled(),
-        "default_threads": _kernels.max_threads(),
+        "default_threads": get_num_threads(),
+        "omp_max_threads": _kernels.max_threads(),
+        "physical_cores": physical_cores(),
         "threads_setting": _num_threads or "auto (OpenMP default at call time)",
         "simd_path": _kernels.simd_path(),
         "simd_available": ",".join(_kernels.available_paths()),

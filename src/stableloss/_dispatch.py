@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from . import _validation as V
-from ._config import get_num_threads
+from ._config import resolve_threads
 from ._core import _kernels as K
 
 _POLICIES = {"clamp": 0, "clip": 1, "add": 2, "exact": 3}
@@ -113,6 +113,52 @@ def _check_reduced_out(out, reduction):
         raise ValueError("out: only used with reduction='none' (reduced losses are scalars)")
 
 
+def _nt(a):
+    return resolve_threads(a.get("n_threads"))
+
+
+def _inputs(a, names):
+    return [np.asarray(a[n]) for n in names if n in a and isinstance(a[n], np.ndarray)]
+
+
+class _Grad:
+    """The buffer a kernel writes one gradient into, and how it reaches the caller.
+
+    With ``grad_out`` (value_and_grad's zero-allocation keyword) the kernel writes
+    straight into the caller's array when its layout allows (C-contiguous, compute dtype,
+    class axis last), else into a scratch buffer copied there at the end. The array may
+    be the very argument being differentiated -- the in-place gradient: the kernels read
+    every input value they need before they overwrite it -- but must not overlap any
+    other input.
+    """
+
+    def __init__(self, name, grad_out, rows, cd, rd, shape, a, others, src):
+        self.rows, self.rd, self.target = rows, rd, None
+        self.shape = tuple(shape)
+        if grad_out is not None and name in grad_out:
+            arr = V.check_out(grad_out[name], self.shape, rd, name="grad_out")
+            for o in _inputs(a, others):
+                if np.shares_memory(arr, o):
+                    raise ValueError(f"grad_out: the gradient of {name!r} may overwrite {name!r} "
+                                     f"itself but no other input")
+            self.target = arr
+            view = rows.direct_out(arr, cd) if rows is not None else (
+                arr if arr.dtype == cd and arr.flags.c_contiguous else None)
+            if view is not None and np.shares_memory(view, src) and not _same_buffer(view, src):
+                view = None    # a partial overlap with the kernel's input: go through scratch
+            self.buf = view if view is not None else np.empty(
+                (rows.N, rows.C) if rows is not None else self.shape, cd)
+        else:
+            self.buf = np.empty((rows.N, rows.C) if rows is not None else self.shape, cd)
+
+    def aliases(self, arr):
+        return np.shares_memory(self.buf, arr)
+
+    def result(self):
+        res = self.rows.from_rows(self.buf) if self.rows is not None else self.buf
+        return _finish(res, self.rd, self.target)
+
+
 # ---------------------------------------------------------------- softmax family
 def _prep_rowwise(a, xname="x"):
     x, rd = V.float_array(a[xname], xname)
@@ -120,7 +166,7 @@ def _prep_rowwise(a, xname="x"):
     return _Rows(x, ax), x.dtype, rd
 
 
-def logsumexp_impl(a, wrt, grad_output):
+def logsumexp_impl(a, wrt, grad_output, grad_out=None):
     rows, cd, rd = _prep_rowwise(a)
     keep = bool(a["keepdims"])
     oshape = rows.batch if not keep else tuple(1 if i == rows.axis else s for i, s in enumerate(rows.shape))
@@ -129,46 +175,48 @@ def logsumexp_impl(a, wrt, grad_output):
     out = V.check_out(a["out"], oshape, rd)
     direct = out if (out is not None and out.dtype == cd and out.flags.c_contiguous) else None
     buf = direct.reshape(rows.N) if direct is not None else np.empty(rows.N, cd)
-    K.lse(rows.x2, buf, get_num_threads())
+    K.lse(rows.x2, buf, _nt(a))
     value = _finish(buf.reshape(oshape), rd, out)
     grads = {}
     if wrt:
         g = V.check_grad_output(grad_output, oshape, cd)
         grow = None if g is None else g.reshape(rows.N)
-        gx = np.empty((rows.N, rows.C), cd)
-        K.softmax(rows.x2, grow, gx, get_num_threads())
-        grads["x"] = _finish(rows.from_rows(gx), rd, None)
+        gx = _Grad("x", grad_out, rows, cd, rd, rows.shape if not rows.zero_d else (), a, (), rows.x2)
+        K.softmax(rows.x2, grow, gx.buf, _nt(a))
+        grads["x"] = gx.result()
     return value, grads
 
 
-def _softmax_like(a, wrt, grad_output, log):
+def _softmax_like(a, wrt, grad_output, log, grad_out=None):
     rows, cd, rd = _prep_rowwise(a)
     out = V.check_out(a["out"], () if rows.zero_d else rows.shape, rd)
     y2 = rows.direct_out(out, cd)
     if y2 is None:
         y2 = np.empty((rows.N, rows.C), cd)
     if log:
-        K.log_softmax(rows.x2, y2, get_num_threads())
+        K.log_softmax(rows.x2, y2, _nt(a))
     else:
-        K.softmax(rows.x2, None, y2, get_num_threads())
+        K.softmax(rows.x2, None, y2, _nt(a))
     value = _finish(rows.from_rows(y2), rd, out)
     grads = {}
     if wrt:
         shape = () if rows.zero_d else rows.shape
         g = V.check_grad_output(grad_output, shape, cd)
         g2 = np.ones((rows.N, rows.C), cd) if g is None else rows.to_rows(g)
-        gx = np.empty((rows.N, rows.C), cd)
-        K.softmax_vjp(y2, g2, gx, log, get_num_threads())
-        grads["x"] = _finish(rows.from_rows(gx), rd, None)
+        gx = _Grad("x", grad_out, rows, cd, rd, shape, a, (), rows.x2)
+        if gx.aliases(g2) or gx.aliases(y2):
+            raise ValueError("grad_out: must not overlap grad_output or the function's output")
+        K.softmax_vjp(y2, g2, gx.buf, log, _nt(a))
+        grads["x"] = gx.result()
     return value, grads
 
 
-def softmax_impl(a, wrt, grad_output):
-    return _softmax_like(a, wrt, grad_output, False)
+def softmax_impl(a, wrt, grad_output, grad_out=None):
+    return _softmax_like(a, wrt, grad_output, False, grad_out)
 
 
-def log_softmax_impl(a, wrt, grad_output):
-    return _softmax_like(a, wrt, grad_output, True)
+def log_softmax_impl(a, wrt, grad_output, grad_out=None):
+    return _softmax_like(a, wrt, grad_output, True, grad_out)
 
 
 # ---------------------------------------------------------------- cross-entropy
@@ -180,7 +228,7 @@ def _class_denominator(lab, w, has_ii, ii):
     return float(np.sum(w[lab[valid]], dtype=np.float64))
 
 
-def softmax_cross_entropy_impl(a, wrt, grad_output):
+def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     x, rd = V.float_array(a["logits"], "logits")
     cd = x.dtype
     ax = V.check_axis(a["axis"], x.ndim)
@@ -195,19 +243,22 @@ def softmax_cross_entropy_impl(a, wrt, grad_output):
     out = V.check_out(a["out"], rows.batch, rd) if red == "none" else None
     loss = np.empty(rows.N, np.float64)
     grads = {}
-    nt = get_num_threads()
+    nt = _nt(a)
     if prob:
         t = V.as_compute(lab_in, cd, "labels")
         t2 = rows.to_rows(t)
         gscale, grow = _row_grad_scale(red, grad_output, rows.N, rows.batch, rows.N)
-        gx = np.empty((rows.N, rows.C), cd) if "logits" in wrt else None
-        gt = np.empty((rows.N, rows.C), cd) if "labels" in wrt else None
-        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx, gt, gscale, grow, nt)
+        gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
+        gt = _Grad("labels", grad_out, rows, cd, rd, x.shape, a, ("logits", "weight"), rows.x2) if "labels" in wrt else None
+        if gx is not None and gt is not None and gx.aliases(rows.x2):
+            raise ValueError("grad_out: the logits' gradient cannot overwrite the logits when the "
+                             "labels' gradient (which reads them) is also requested")
+        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx and gx.buf, gt and gt.buf, gscale, grow, nt)
         denom = rows.N
         if gx is not None:
-            grads["logits"] = _finish(rows.from_rows(gx), rd, None)
+            grads["logits"] = gx.result()
         if gt is not None:
-            grads["labels"] = _finish(rows.from_rows(gt), rd, None)
+            grads["labels"] = gt.result()
     else:
         if "labels" in wrt:
             raise TypeError("labels: class-index labels are not differentiable; only probability "
@@ -217,17 +268,17 @@ def softmax_cross_entropy_impl(a, wrt, grad_output):
         denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
         W = float(np.sum(w, dtype=np.float64)) if w is not None else float(rows.C)
         gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
-        gx = np.empty((rows.N, rows.C), cd) if "logits" in wrt else None
-        total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx, gscale, grow, nt)
+        gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
+        total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt)
         if bad >= 0:  # unreachable after check_label_range; kept as the kernels' contract
             V.raise_bad_label(lab, rows.batch, bad, rows.C)
         if gx is not None:
-            grads["logits"] = _finish(rows.from_rows(gx), rd, None)
+            grads["logits"] = gx.result()
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
     return value, grads
 
 
-def nll_loss_impl(a, wrt, grad_output):
+def nll_loss_impl(a, wrt, grad_output, grad_out=None):
     x, rd = V.float_array(a["log_probs"], "log_probs")
     cd = x.dtype
     ax = V.check_axis(a["axis"], x.ndim)
@@ -241,14 +292,14 @@ def nll_loss_impl(a, wrt, grad_output):
     out = V.check_out(a["out"], rows.batch, rd) if red == "none" else None
     denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
     gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
-    gx = np.empty((rows.N, rows.C), cd) if "log_probs" in wrt else None
+    gx = _Grad("log_probs", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "log_probs" in wrt else None
     loss = np.empty(rows.N, np.float64)
-    total, bad = K.nll(rows.x2, lab, w, has_ii, ii, loss, gx, gscale, grow, get_num_threads())
+    total, bad = K.nll(rows.x2, lab, w, has_ii, ii, loss, gx and gx.buf, gscale, grow, _nt(a))
     if bad >= 0:
         V.raise_bad_label(lab, rows.batch, bad, rows.C)
     grads = {}
     if gx is not None:
-        grads["log_probs"] = _finish(rows.from_rows(gx), rd, None)
+        grads["log_probs"] = gx.result()
     return _reduce(loss, total, red, denom, rows.batch, rd, out), grads
 
 
@@ -302,7 +353,7 @@ def _binary_value(loss, total, red, n, rd, out):
         return rd.type(total / n if n else math.nan)
 
 
-def sigmoid_cross_entropy_impl(a, wrt, grad_output):
+def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     x, z, w, cd, rd, red, out, Klen = _binary_prep(a, "logits")
     pw = None
     if a["pos_weight"] is not None:
@@ -316,18 +367,18 @@ def sigmoid_cross_entropy_impl(a, wrt, grad_output):
                              f"{x.shape} and vary along the last axis only (length {Klen})") from None
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
-    gx = np.empty(x.shape, cd) if "logits" in wrt else None
-    gz = np.empty(x.shape, cd) if "labels" in wrt else None
-    total = K.bce_logits(x, z, Klen, w, pw, loss, gx, gz, gscale, gout, get_num_threads())
+    gx = _Grad("logits", grad_out, None, cd, rd, x.shape, a, ("labels", "weight", "pos_weight"), x) if "logits" in wrt else None
+    gz = _Grad("labels", grad_out, None, cd, rd, x.shape, a, ("logits", "weight", "pos_weight"), x) if "labels" in wrt else None
+    total = K.bce_logits(x, z, Klen, w, pw, loss, gx and gx.buf, gz and gz.buf, gscale, gout, _nt(a))
     grads = {}
     if gx is not None:
-        grads["logits"] = _finish(gx, rd, None)
+        grads["logits"] = gx.result()
     if gz is not None:
-        grads["labels"] = _finish(gz, rd, None)
+        grads["labels"] = gz.result()
     return _binary_value(loss, total, red, x.size, rd, out), grads
 
 
-def binary_cross_entropy_impl(a, wrt, grad_output):
+def binary_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     policy = a["policy"]
     if policy not in _POLICIES:
         raise ValueError(f"policy: {policy!r} is not one of {', '.join(map(repr, _POLICIES))}")
@@ -343,32 +394,32 @@ def binary_cross_entropy_impl(a, wrt, grad_output):
     V.check_probabilities(x, "probs")
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
-    gx = np.empty(x.shape, cd) if "probs" in wrt else None
-    total = K.bce_probs(x, z, Klen, w, _POLICIES[policy], eps, loss, gx, gscale, gout, get_num_threads())
-    grads = {"probs": _finish(gx, rd, None)} if gx is not None else {}
+    gx = _Grad("probs", grad_out, None, cd, rd, x.shape, a, ("labels", "weight"), x) if "probs" in wrt else None
+    total = K.bce_probs(x, z, Klen, w, _POLICIES[policy], eps, loss, gx and gx.buf, gscale, gout, _nt(a))
+    grads = {"probs": gx.result()} if gx is not None else {}
     return _binary_value(loss, total, red, x.size, rd, out), grads
 
 
-def _sigmoid_like(a, wrt, grad_output, log):
+def _sigmoid_like(a, wrt, grad_output, log, grad_out=None):
     x, rd = V.float_array(a["x"], "x")
     cd = x.dtype
     x = V.contiguous(x)
     out = V.check_out(a["out"], x.shape, rd)
     y = out if (out is not None and out.dtype == cd and out.flags.c_contiguous) else np.empty(x.shape, cd)
-    K.sigmoid(x, y, log, get_num_threads())
+    K.sigmoid(x, y, log, _nt(a))
     value = _finish(y, rd, out)
     grads = {}
     if wrt:
         g = V.check_grad_output(grad_output, x.shape, cd)
-        gx = np.empty(x.shape, cd)
-        K.sigmoid_vjp(x, g, gx, log, get_num_threads())
-        grads["x"] = _finish(gx, rd, None)
+        gx = _Grad("x", grad_out, None, cd, rd, x.shape, a, (), x)
+        K.sigmoid_vjp(x, g, gx.buf, log, _nt(a))
+        grads["x"] = gx.result()
     return value, grads
 
 
-def sigmoid_impl(a, wrt, grad_output):
-    return _sigmoid_like(a, wrt, grad_output, False)
+def sigmoid_impl(a, wrt, grad_output, grad_out=None):
+    return _sigmoid_like(a, wrt, grad_output, False, grad_out)
 
 
-def log_sigmoid_impl(a, wrt, grad_output):
-    return _sigmoid_like(a, wrt, grad_output, True)
+def log_sigmoid_impl(a, wrt, grad_output, grad_out=None):
+    return _sigmoid_like(a, wrt, grad_output, True, grad_out)

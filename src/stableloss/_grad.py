@@ -79,8 +79,11 @@ def value_and_grad(f, argnums=0):
         Positions among ``f``'s positional parameters to differentiate. A tuple gives a
         tuple of gradients in the same order.
 
-    The returned function takes ``f``'s arguments plus the keyword ``grad_output``: the
-    cotangent, of ``f``'s output shape (default: ones, or 1.0 for a scalar loss).
+    The returned function takes ``f``'s arguments plus the keywords ``grad_output`` (the
+    cotangent, of ``f``'s output shape; default: ones, or 1.0 for a scalar loss) and
+    ``grad_out`` (an array, or a tuple matching ``argnums``, to write the gradient(s) into:
+    no allocation; it may be the differentiated argument itself -- e.g. the logits, for an
+    in-place gradient as in Liger-style training loops -- but no other input).
     The value is bit-for-bit what ``f`` returns.
 
     Examples
@@ -114,11 +117,16 @@ def value_and_grad(f, argnums=0):
         wrt.append(name)
 
     @functools.wraps(f if inspect.isfunction(f) else type(f).__call__)
-    def vg(*args, grad_output=None, **kwargs):
+    def vg(*args, grad_output=None, grad_out=None, **kwargs):
         bound = _bind(entry, f, args, kwargs)
         if entry.is_class:
             bound["__self__"] = f
-        value, grads = entry.impl(bound, tuple(wrt), grad_output)
+        if grad_out is not None:
+            outs = (grad_out,) if single else tuple(grad_out)
+            if len(outs) != len(wrt):
+                raise ValueError(f"grad_out: expected {len(wrt)} arrays (one per argnum), got {len(outs)}")
+            grad_out = {n: o for n, o in zip(wrt, outs) if o is not None}
+        value, grads = entry.impl(bound, tuple(wrt), grad_output, grad_out)
         g = tuple(grads[n] for n in wrt)
         return value, (g[0] if single else g)
 

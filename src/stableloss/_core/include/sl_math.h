@@ -27,17 +27,25 @@
 #include <string.h>
 #include <math.h>
 
-static inline float sl_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t sl_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline double sl_bits2d(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
-static inline uint64_t sl_d2bits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
+/* Always inline: GCC otherwise keeps some of these out of line, and a call inside a
+ * loop stops it from vectorising (measured: the exp loops ran scalar, 2x slower). */
+#if defined(__GNUC__)
+#define SL_MATH_INLINE static inline __attribute__((always_inline))
+#else
+#define SL_MATH_INLINE static inline
+#endif
+
+SL_MATH_INLINE float sl_bits2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+SL_MATH_INLINE uint32_t sl_f2bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+SL_MATH_INLINE double sl_bits2d(uint64_t u) { double f; memcpy(&f, &u, 8); return f; }
+SL_MATH_INLINE uint64_t sl_d2bits(double f) { uint64_t u; memcpy(&u, &f, 8); return u; }
 
 #define SL_EXPF_POLY(r, q)                                   \
   do { q = 0x1.6d1606p-10f; q = q * r + 0x1.12106cp-7f;      \
        q = q * r + 0x1.555516p-5f; q = q * r + 0x1.5554d8p-3f; \
        q = q * r + 0.5f; } while (0)
 
-static inline float sl_expf(float x) {
+SL_MATH_INLINE float sl_expf(float x) {
   const float magic = 0x1.8p23f;
   x = x > 89.0f ? 89.0f : x;           /* exp(89) overflows to +inf; NaN passes */
   x = x < -104.0f ? -104.0f : x;       /* exp(-104) rounds to +0 */
@@ -54,7 +62,7 @@ static inline float sl_expf(float x) {
   return p * s1 * s2;
 }
 
-static inline float sl_expf_bounded(float x) {
+SL_MATH_INLINE float sl_expf_bounded(float x) {
   const float magic = 0x1.8p23f;
   float t = x * 0x1.715476p+0f + magic;
   float k = t - magic;
@@ -72,7 +80,7 @@ static inline float sl_expf_bounded(float x) {
        q = q * r + 0x1.1111111110918p-7; q = q * r + 0x1.5555555553b6cp-5;  \
        q = q * r + 0x1.5555555555556p-3; q = q * r + 0x1.0000000000001p-1; } while (0)
 
-static inline double sl_exp(double x) {
+SL_MATH_INLINE double sl_exp(double x) {
   const double magic = 0x1.8p52;
   x = x > 710.0 ? 710.0 : x;
   x = x < -746.0 ? -746.0 : x;
@@ -89,7 +97,7 @@ static inline double sl_exp(double x) {
   return p * s1 * s2;
 }
 
-static inline double sl_exp_bounded(double x) {
+SL_MATH_INLINE double sl_exp_bounded(double x) {
   const double magic = 0x1.8p52;
   double t = x * 0x1.71547652b82fep+0 + magic;
   double k = t - magic;
@@ -102,12 +110,12 @@ static inline double sl_exp_bounded(double x) {
 
 /* Fixed-order sum of 16 lanes (a fixed tree, so the bits do not depend on the
  * vector width the compiler chose). */
-static inline float sl_hsum16_f32(const float *a) {
+SL_MATH_INLINE float sl_hsum16_f32(const float *a) {
   float b[8]; for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
   for (int l = 0; l < 4; l++) b[l] = b[l] + b[l + 4];
   return (b[0] + b[2]) + (b[1] + b[3]);
 }
-static inline double sl_hsum16_f64(const double *a) {
+SL_MATH_INLINE double sl_hsum16_f64(const double *a) {
   double b[8]; for (int l = 0; l < 8; l++) b[l] = a[l] + a[l + 8];
   for (int l = 0; l < 4; l++) b[l] = b[l] + b[l + 4];
   return (b[0] + b[2]) + (b[1] + b[3]);

@@ -257,6 +257,14 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const double sc = grow ? grow[i] : gscale;
     const double wy = w ? (double)w[y] : 1.0;
     SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+    /* everything that reads x after the min/max pass happens before the pass that
+     * stores into g: g may alias x (the in-place gradient, grad_out=logits) */
+    const double md = (double)m, xy = (double)xr[y];
+    double asm_ = 0.0;                      /* sum_c w_c (m - x_c), for label smoothing */
+    if (eps > 0.0) {
+      if (w) { for (int64_t j = 0; j < C; j++) asm_ += (double)w[j] * (md - (double)xr[j]); }
+      else   { for (int64_t j = 0; j < C; j++) asm_ += md - (double)xr[j]; }
+    }
     /* target at the (finite) maximum: the loss is log1p(s'), straight to the exact
      * pass (its result is right for any s'); otherwise the fast pass */
     const int exact = (xr[y] == m) && (m - m == 0) && (lo == lo);
@@ -274,14 +282,8 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
       if (gr) SL_F(fill)(gr, C, (SL_T)NAN);
       continue;
     }
-    const double md = (double)m;
-    double li = (1.0 - eps) * wy * ((md - (double)xr[y]) + L);
-    if (eps > 0.0) {
-      double a = 0.0;                        /* sum_c w_c (m - x_c) */
-      if (w) { for (int64_t j = 0; j < C; j++) a += (double)w[j] * (md - (double)xr[j]); }
-      else   { for (int64_t j = 0; j < C; j++) a += md - (double)xr[j]; }
-      li += ec * (a + W * L);
-    }
+    double li = (1.0 - eps) * wy * ((md - xy) + L);
+    if (eps > 0.0) li += ec * (asm_ + W * L);
     loss[i] = li; total += li;
     if (!gr) continue;
     /* gradient: gr holds e_j = exp(x_j - m); p_j = e_j / S (e_y == 1 on exact rows) */
@@ -322,7 +324,17 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     const double sc = grow ? grow[i] : gscale;
     if (C == 0) { loss[i] = 0.0; continue; }
     SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
-    double S = gxr ? SL_F(row_sumexp_store)(xr, C, m, lo, gxr) : SL_F(row_sumexp)(xr, C, m, lo);
+    /* reads of x before the store pass (gx may alias x; gt may not -- the caller checks) */
+    const double md = (double)m;
+    double Q = 0.0, A = 0.0;     /* Q = sum w q ; A = sum w q (m - x) */
+    for (int64_t j = 0; j < C; j++) {
+      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
+      Q += wq; A += wq * (md - (double)xr[j]);
+    }
+    /* In place (gx == x) the exact pass must not follow a pass that stored into x:
+     * sum without storing first, then store in whichever pass is taken. */
+    const int inplace = gxr && (const SL_T *)gxr == xr;
+    double S = (gxr && !inplace) ? SL_F(row_sumexp_store)(xr, C, m, lo, gxr) : SL_F(row_sumexp)(xr, C, m, lo);
     if (!(S == S)) {
       loss[i] = NAN; total += NAN;
       if (gxr) SL_F(fill)(gxr, C, (SL_T)NAN);
@@ -335,13 +347,8 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
       sp = SL_F(row_sprime_exact)(xr, C, m, lo, ks, gxr);
       S = 1.0 + sp; L = log1p(sp);
     } else {
+      if (inplace) S = SL_F(row_sumexp_store)(xr, C, m, lo, gxr);   /* same bits as above */
       L = log(S);
-    }
-    const double md = (double)m;
-    double Q = 0.0, A = 0.0;     /* Q = sum w q ; A = sum w q (m - x) */
-    for (int64_t j = 0; j < C; j++) {
-      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
-      Q += wq; A += wq * (md - (double)xr[j]);
     }
     double li = A + Q * L;
     loss[i] = li; total += li;
@@ -373,11 +380,13 @@ double SL_F(nll_rows)(const SL_T *lp, int64_t C, int64_t r0, int64_t r1, const i
   for (int64_t i = r0; i < r1; i++) {
     SL_T *gr = g ? g + i * C : NULL;
     const int64_t y = labels[i];
+    const int ignored = has_ignore && y == ignore_index, oob = y < 0 || y >= C;
+    /* read lp before zeroing the gradient row: g may alias lp (in place) */
+    const double wy = (ignored || oob) ? 0.0 : (w ? (double)w[y] : 1.0);
+    const double li = (ignored || oob) ? 0.0 : -wy * (double)lp[i * C + y];
     if (gr) SL_F(fill)(gr, C, 0);
-    if (has_ignore && y == ignore_index) { loss[i] = 0.0; continue; }
-    if (y < 0 || y >= C) { if (*bad < 0) *bad = i; loss[i] = NAN; continue; }
-    const double wy = w ? (double)w[y] : 1.0;
-    double li = -wy * (double)lp[i * C + y];
+    if (ignored) { loss[i] = 0.0; continue; }
+    if (oob) { if (*bad < 0) *bad = i; loss[i] = NAN; continue; }
     loss[i] = li; total += li;
     if (gr) gr[y] = (SL_T)(-(grow ? grow[i] : gscale) * wy);
   }
