@@ -66,7 +66,7 @@ def test_bitwise_identical_across_threads(dtype, shape):
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     t = rng.integers(0, shape[1], shape[0])
-    prev = sl.get_num_threads()
+    prev = sl.set_num_threads(1)          # returns the previous setting (0 = automatic)
     try:
         out = []
         for nt in (1, 2, 3):

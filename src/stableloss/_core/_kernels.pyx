@@ -40,6 +40,10 @@ cdef extern from "sl_dispatch.h" nogil:
                                 int, int64_t, double, double*, float*, double, const double*, int64_t*)
     double sl_ce_index_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, double,
                                 int, int64_t, double, double*, double*, double, const double*, int64_t*)
+    double sl_ce_index_tiles_f32(const float*, int64_t, int64_t, int64_t, const int64_t*, int, int64_t,
+                                 double*, float*, double, const double*, int64_t*)
+    double sl_ce_index_tiles_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, int, int64_t,
+                                 double*, double*, double, const double*, int64_t*)
     double sl_ce_prob_rows_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, double,
                                double*, float*, float*, double, const double*)
     double sl_ce_prob_rows_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, double,
@@ -68,6 +72,9 @@ cdef extern from "sl_dispatch.h" nogil:
 # Below this many elements a call runs on one thread: a parallel region costs
 # 1.5-70 us on these machines (../shared/performance.md, section 6).
 PARALLEL_THRESHOLD = 32768
+# Rows with at most this many classes (plain CE: no class weight, no smoothing) go to
+# the tiled kernel that vectorises across rows (../shared/performance.md, section 3).
+TINY_CLASSES = 16
 # Work per block (elements): fixes the row blocks, and with them the order of
 # the cross-row sums, from the shape alone.
 cdef enum:
@@ -256,11 +263,19 @@ def ce_index(cnp.ndarray x, cnp.ndarray labels, object weight, double W, bint ha
     cdef int nt = _threads(n_threads, N * C)
     cdef double[::1] part = np.zeros(nb, dtype=np.float64)
     cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
+    cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0
     with nogil:
         for b in prange(nb, schedule='static', num_threads=nt):
             r0 = b * RB
             r1 = r0 + RB if r0 + RB < N else N
-            if f32:
+            if tiles:
+                if f32:
+                    part[b] = sl_ce_index_tiles_f32(<const float*>xp, C, r0, r1, lp, has_ignore, ignore_index,
+                                                    lossp, <float*>gp, gscale, grp, &bad[b])
+                else:
+                    part[b] = sl_ce_index_tiles_f64(<const double*>xp, C, r0, r1, lp, has_ignore, ignore_index,
+                                                    lossp, <double*>gp, gscale, grp, &bad[b])
+            elif f32:
                 part[b] = sl_ce_index_rows_f32(<const float*>xp, C, r0, r1, lp, <const float*>wp, W,
                                                has_ignore, ignore_index, eps, lossp, <float*>gp,
                                                gscale, grp, &bad[b])

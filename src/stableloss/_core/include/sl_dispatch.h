@@ -78,7 +78,7 @@
 /* ---- the table ------------------------------------------------------------ */
 #define SL_ROW_KERNELS(X, isa) \
   X(lse_rows, isa) X(softmax_rows, isa) X(log_softmax_rows, isa) X(softmax_vjp_rows, isa) \
-  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_prob_rows, isa) X(nll_rows, isa)
+  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa)
 #define SL_MEMBER(n, isa) __typeof__(&n##_f32_baseline) n##_f32; __typeof__(&n##_f64_baseline) n##_f64;
 #define SL_INIT(n, isa) n##_f32_##isa, n##_f64_##isa,
 typedef struct { const char *name; SL_ROW_KERNELS(SL_MEMBER, _) } sl_table_t;
@@ -135,6 +135,8 @@ static const char *sl_available(void) {
 #define sl_log_softmax_vjp_rows_f64(...) (sl_active->log_softmax_vjp_rows_f64(__VA_ARGS__))
 #define sl_ce_index_rows_f32(...) (sl_active->ce_index_rows_f32(__VA_ARGS__))
 #define sl_ce_index_rows_f64(...) (sl_active->ce_index_rows_f64(__VA_ARGS__))
+#define sl_ce_index_tiles_f32(...) (sl_active->ce_index_tiles_f32(__VA_ARGS__))
+#define sl_ce_index_tiles_f64(...) (sl_active->ce_index_tiles_f64(__VA_ARGS__))
 #define sl_ce_prob_rows_f32(...) (sl_active->ce_prob_rows_f32(__VA_ARGS__))
 #define sl_ce_prob_rows_f64(...) (sl_active->ce_prob_rows_f64(__VA_ARGS__))
 #define sl_nll_rows_f32(...) (sl_active->nll_rows_f32(__VA_ARGS__))

@@ -108,6 +108,44 @@ SL_MATH_INLINE double sl_exp_bounded(double x) {
   return p * sl_bits2d((sl_d2bits(t) + 1023u) << 52);
 }
 
+/* Vectorisable logf: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log(1+f) = f - f^2/2 + f^3 q(f)
+ * (q degree 7), k ln2 split hi/lo. Branch-free specials: x < 0 or NaN -> NaN, 0 -> -inf,
+ * +inf -> +inf, subnormals scaled. Max error 1.07 ulp over every positive float
+ * (measured in ../shared/performance.md; re-checked by tests/test_math.py). */
+SL_MATH_INLINE float sl_logf(float x) {
+  float xs = x < 0x1p-126f ? x * 0x1p23f : x;
+  float kadj = x < 0x1p-126f ? -23.0f : 0.0f;
+  uint32_t ix = sl_f2bits(xs) - 0x3f3504f3u;
+  float k = (float)((int32_t)ix >> 23) + kadj;
+  float m = sl_bits2f((ix & 0x007fffffu) + 0x3f3504f3u);
+  float f = m - 1.0f;
+  float q = -0x1.43af44p-4f;
+  q = q * f + 0x1.0292e0p-3f;
+  q = q * f - 0x1.0a3b38p-3f;
+  q = q * f + 0x1.231b4cp-3f;
+  q = q * f - 0x1.54cf96p-3f;
+  q = q * f + 0x1.999f1ep-3f;
+  q = q * f - 0x1.0000d0p-2f;
+  q = q * f + 0x1.555554p-2f;
+  float f2 = f * f;
+  float r = (f2 * f) * q - 0.5f * f2;
+  r = r + k * 0x1.0bfbe8p-15f;
+  r = r + f;
+  r = r + k * 0x1.62e000p-1f;
+  r = x == 0.0f ? -INFINITY : r;
+  r = x < 0.0f ? NAN : r;
+  r = x == INFINITY ? x : r;
+  r = x != x ? x : r;
+  return r;
+}
+
+/* log1p(u) for u >= 0 (or NaN): w = 1 + u rounded, log(w) + (u - (w - 1)) / w restores
+ * what the rounding of w lost (exact to first order; u < 2^-24 gives u). */
+SL_MATH_INLINE float sl_log1pf(float u) {
+  float w = 1.0f + u;
+  return sl_logf(w) + (u - (w - 1.0f)) / w;
+}
+
 /* Fixed-order sum of 16 lanes (a fixed tree, so the bits do not depend on the
  * vector width the compiler chose). */
 SL_MATH_INLINE float sl_hsum16_f32(const float *a) {

@@ -307,6 +307,116 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
   return total;
 }
 
+/* ---- cross-entropy, many tiny rows (C <= 16) --------------------------------
+ * Tiles of SL_TILE rows are transposed (xt[class][row]) so that consecutive rows sit
+ * in the vector lanes and max, exp, sums, log and scaling run full width across rows
+ * (a loop of length C <= 16 inside one row cannot fill a vector). Every term carries
+ * its TwoSum correction and s_t = sum_{j != t} e_j is summed without the target
+ * (Kahan), so one formula is exact for every row:
+ *   target at the max:  loss = log1p(s_t),            grad_t = -s_t / S
+ *   otherwise:          loss = (m - x_t) + log S,      grad_t = e_t / S - 1
+ * with S = s_t + e_t. Plain CE only (no class weight, no smoothing): the caller sends
+ * other cases to ce_index_rows. Ignored and bad labels as in ce_index_rows. */
+#define SL_TILE 32
+static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
+                                            const int64_t *labels, int has_ignore, int64_t ignore_index,
+                                            double *loss, SL_T *g, double gscale, const double *grow,
+                                            int64_t *bad) {
+  SL_T xt[16][SL_TILE], et[16][SL_TILE];
+  SL_T m[SL_TILE], xtv[SL_TILE], ett[SL_TILE], sp[SL_TILE], spc[SL_TILE], L[SL_TILE];
+  SL_T kk[SL_TILE], gtg[SL_TILE], fill[SL_TILE];
+  int64_t tt[SL_TILE];
+  double total = 0.0;
+  for (int64_t rb = r0; rb < r1; rb += SL_TILE) {
+    const int nr = (r1 - rb) < SL_TILE ? (int)(r1 - rb) : SL_TILE;
+    /* 1. labels and copy-in (transpose); padded lanes get zeros and no target */
+    for (int r = 0; r < SL_TILE; r++) {
+      int64_t y = r < nr ? labels[rb + r] : -1;
+      int ig = r >= nr || (has_ignore && y == ignore_index);
+      int oob = !ig && (y < 0 || y >= C);
+      if (oob && *bad < 0) *bad = rb + r;
+      tt[r] = (ig || oob) ? -1 : y;
+      fill[r] = oob ? (SL_T)NAN : (SL_T)0;
+    }
+    for (int r = 0; r < nr; r++)
+      for (int64_t j = 0; j < C; j++) xt[j][r] = x[(rb + r) * C + j];
+    for (int r = nr; r < SL_TILE; r++)
+      for (int64_t j = 0; j < C; j++) xt[j][r] = 0;
+    /* 2. row maxima */
+    for (int r = 0; r < SL_TILE; r++) m[r] = xt[0][r];
+    for (int64_t j = 1; j < C; j++)
+      for (int r = 0; r < SL_TILE; r++) m[r] = xt[j][r] > m[r] ? xt[j][r] : m[r];
+    /* 3. corrected terms; target value and term; s_t without the target (Kahan) */
+    for (int r = 0; r < SL_TILE; r++) { xtv[r] = 0; ett[r] = 0; sp[r] = 0; spc[r] = 0; }
+    for (int64_t j = 0; j < C; j++) {
+      for (int r = 0; r < SL_TILE; r++) {
+        SL_T a = xt[j][r], b = -m[r], d = a + b, bb = d - a;
+        SL_T err = (a - (d - bb)) + (b - bb);
+        SL_T v = SL_EXPV(d);
+        v = v > 0 ? v + v * err : (d == d ? (SL_T)0 : d);
+        et[j][r] = v;
+        const int is_t = tt[r] == j;
+        xtv[r] = is_t ? a : xtv[r];
+        ett[r] = is_t ? v : ett[r];
+        SL_T vv = is_t ? (SL_T)0 : v;
+        SL_T yk = vv - spc[r], tk = sp[r] + yk;
+        spc[r] = (tk - sp[r]) - yk; sp[r] = tk;
+      }
+    }
+    /* 4. per-row loss and gradient scales */
+    for (int r = 0; r < SL_TILE; r++) {
+      SL_T s = sp[r] - spc[r];
+      sp[r] = s;
+      SL_T S = ett[r] == ett[r] ? s + ett[r] : ett[r];   /* a NaN target term (x_t = m = +inf) */
+      const int exact = xtv[r] == m[r] && (m[r] - m[r]) == 0;   /* finite maximum */
+#if SL_F32
+      SL_T Lr = exact ? sl_log1pf(s) : (m[r] - xtv[r]) + sl_logf(S);
+#else
+      SL_T Lr = 0;  /* double: libm, below */
+      (void)exact;
+#endif
+      L[r] = Lr;
+      const SL_T sc = (SL_T)(grow ? (r < nr ? grow[rb + r] : 0.0) : gscale);
+      kk[r] = tt[r] >= 0 ? sc / S : (SL_T)0;
+      gtg[r] = exact ? -(s / S) * sc : (ett[r] / S - 1) * sc;
+    }
+#if !SL_F32
+    for (int r = 0; r < SL_TILE; r++)
+      L[r] = (xtv[r] == m[r] && (m[r] - m[r]) == 0) ? log1p(sp[r]) : (m[r] - xtv[r]) + log(sp[r] + ett[r]);
+#endif
+    for (int r = 0; r < nr; r++) {
+      double li = tt[r] >= 0 ? (double)L[r] : (double)fill[r];
+      loss[rb + r] = li; total += li;
+    }
+    if (!g) continue;
+    /* 5. gradient, transposed back */
+    for (int64_t j = 0; j < C; j++)
+      for (int r = 0; r < SL_TILE; r++) {
+        SL_T v = et[j][r] * kk[r];
+        et[j][r] = (tt[r] == j) ? gtg[r] : v;
+      }
+    for (int r = 0; r < nr; r++)
+      for (int64_t j = 0; j < C; j++) g[(rb + r) * C + j] = et[j][r];
+  }
+  return total;
+}
+
+double SL_F(ce_index_tiles)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, const int64_t *labels,
+                            int has_ignore, int64_t ignore_index, double *loss, SL_T *g,
+                            double gscale, const double *grow, int64_t *bad) {
+  /* C as a compile-time constant for the common sizes: no loop control per class */
+  switch (C) {
+#define SL_TILE_CASE(c) case c: return SL_F(ce_tiles_impl)(x, c, r0, r1, labels, has_ignore, \
+                                     ignore_index, loss, g, gscale, grow, bad);
+    SL_TILE_CASE(2) SL_TILE_CASE(3) SL_TILE_CASE(4) SL_TILE_CASE(5) SL_TILE_CASE(8)
+    SL_TILE_CASE(10) SL_TILE_CASE(16)
+#undef SL_TILE_CASE
+    default:
+      return SL_F(ce_tiles_impl)(x, C, r0, r1, labels, has_ignore, ignore_index, loss, g, gscale,
+                                 grow, bad);
+  }
+}
+
 /* ---- cross-entropy with probability labels --------------------------------
  * q_c = (1-eps) t_c + eps/C;  loss_i = sum_c w_c q_c (lse - x_c)
  * grad wrt x: scale (p_j Q - w_j q_j), Q = sum_c w_c q_c;
