@@ -337,7 +337,8 @@ def nll(cnp.ndarray lp, cnp.ndarray labels, object weight, bint has_ignore, int6
     cdef void *gp = _optr(grad, dt, N * C, "grad")
     cdef double *grp = <double*>_optr(grad_rows, np.float64, N, "grad_output")
     cdef int64_t RB = _rows_per_block(C), nb = (N + RB - 1) // RB, b, r0, r1
-    cdef int nt = _threads(n_threads, N * C)
+    # the forward reads one value per row: its work is N, not N*C
+    cdef int nt = _threads(n_threads, N * C if gp != NULL else N)
     cdef double[::1] part = np.zeros(nb, dtype=np.float64)
     cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
     with nogil:

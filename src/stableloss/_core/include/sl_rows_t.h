@@ -310,93 +310,107 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
 /* ---- cross-entropy, many tiny rows (C <= 16) --------------------------------
  * Tiles of SL_TILE rows are transposed (xt[class][row]) so that consecutive rows sit
  * in the vector lanes and max, exp, sums, log and scaling run full width across rows
- * (a loop of length C <= 16 inside one row cannot fill a vector). Every term carries
- * its TwoSum correction and s_t = sum_{j != t} e_j is summed without the target
- * (Kahan), so one formula is exact for every row:
- *   target at the max:  loss = log1p(s_t),            grad_t = -s_t / S
- *   otherwise:          loss = (m - x_t) + log S,      grad_t = e_t / S - 1
- * with S = s_t + e_t. Plain CE only (no class weight, no smoothing): the caller sends
- * other cases to ce_index_rows. Ignored and bad labels as in ce_index_rows. */
+ * (a loop of length C <= 16 inside one row cannot fill a vector).
+ * Exactness without index compares in the hot loop: every term carries its TwoSum
+ * correction, so a term is exactly 1 iff its logit equals the row maximum (a
+ * non-maximal term within 2^-25 of 1 also rounds to 1, an error < 2^-24 relative in
+ * a sum that is then >= 1); s' = sum_{e_j < 1} e_j + (n_1 - 1) excludes one maximal
+ * term without cancellation, and for every row
+ *     loss = (m - x_t) + log1p(s'),   S = 1 + s',
+ *     grad_j = e_j / S,  grad_t = e_t / S - 1  (= -s'/S when e_t == 1).
+ * The partial sums are Kahan-compensated. Plain CE only (no class weight, no label
+ * smoothing): the caller sends other cases to ce_index_rows. */
 #define SL_TILE 32
 static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
                                             const int64_t *labels, int has_ignore, int64_t ignore_index,
                                             double *loss, SL_T *g, double gscale, const double *grow,
                                             int64_t *bad) {
-  SL_T xt[16][SL_TILE], et[16][SL_TILE];
-  SL_T m[SL_TILE], xtv[SL_TILE], ett[SL_TILE], sp[SL_TILE], spc[SL_TILE], L[SL_TILE];
-  SL_T kk[SL_TILE], gtg[SL_TILE], fill[SL_TILE];
+  SL_T xt[16][SL_TILE];
+  SL_T m[SL_TILE], lo[SL_TILE], sp[SL_TILE], spc[SL_TILE], n1[SL_TILE], kk[SL_TILE], L[SL_TILE];
+  SL_T xtv[SL_TILE];
   int64_t tt[SL_TILE];
   double total = 0.0;
   for (int64_t rb = r0; rb < r1; rb += SL_TILE) {
     const int nr = (r1 - rb) < SL_TILE ? (int)(r1 - rb) : SL_TILE;
-    /* 1. labels and copy-in (transpose); padded lanes get zeros and no target */
+    const SL_T *xb = x + rb * C;
+    /* 1. copy in (transpose); padded lanes are zeros */
+    for (int r = 0; r < nr; r++)
+      for (int64_t j = 0; j < C; j++) xt[j][r] = xb[r * C + j];
+    for (int r = nr; r < SL_TILE; r++)
+      for (int64_t j = 0; j < C; j++) xt[j][r] = 0;
+    /* 2. labels (scalar): -1 for ignored, padded and bad ones; the target logit */
     for (int r = 0; r < SL_TILE; r++) {
       int64_t y = r < nr ? labels[rb + r] : -1;
       int ig = r >= nr || (has_ignore && y == ignore_index);
       int oob = !ig && (y < 0 || y >= C);
       if (oob && *bad < 0) *bad = rb + r;
       tt[r] = (ig || oob) ? -1 : y;
-      fill[r] = oob ? (SL_T)NAN : (SL_T)0;
+      xtv[r] = tt[r] >= 0 ? xb[r * C + tt[r]] : (SL_T)0;
+      if (oob) tt[r] = -2;
     }
-    for (int r = 0; r < nr; r++)
-      for (int64_t j = 0; j < C; j++) xt[j][r] = x[(rb + r) * C + j];
-    for (int r = nr; r < SL_TILE; r++)
-      for (int64_t j = 0; j < C; j++) xt[j][r] = 0;
-    /* 2. row maxima */
-    for (int r = 0; r < SL_TILE; r++) m[r] = xt[0][r];
+    /* 3. row max and min (the min only picks the exp variant for the tile) */
+    for (int r = 0; r < SL_TILE; r++) { m[r] = xt[0][r]; lo[r] = xt[0][r]; }
     for (int64_t j = 1; j < C; j++)
-      for (int r = 0; r < SL_TILE; r++) m[r] = xt[j][r] > m[r] ? xt[j][r] : m[r];
-    /* 3. corrected terms; target value and term; s_t without the target (Kahan) */
-    for (int r = 0; r < SL_TILE; r++) { xtv[r] = 0; ett[r] = 0; sp[r] = 0; spc[r] = 0; }
-    for (int64_t j = 0; j < C; j++) {
       for (int r = 0; r < SL_TILE; r++) {
-        SL_T a = xt[j][r], b = -m[r], d = a + b, bb = d - a;
-        SL_T err = (a - (d - bb)) + (b - bb);
-        SL_T v = SL_EXPV(d);
-        v = v > 0 ? v + v * err : (d == d ? (SL_T)0 : d);
-        et[j][r] = v;
-        const int is_t = tt[r] == j;
-        xtv[r] = is_t ? a : xtv[r];
-        ett[r] = is_t ? v : ett[r];
-        SL_T vv = is_t ? (SL_T)0 : v;
-        SL_T yk = vv - spc[r], tk = sp[r] + yk;
-        spc[r] = (tk - sp[r]) - yk; sp[r] = tk;
+        SL_T v = xt[j][r];
+        m[r] = v > m[r] ? v : m[r];
+        lo[r] = v < lo[r] ? v : lo[r];
       }
+    SL_T span = 0;
+    for (int r = 0; r < SL_TILE; r++) { SL_T d = lo[r] - m[r]; span = d < span ? d : span; }
+    /* 4. corrected terms (stored in place of x), s' parts, count of exact ones */
+    for (int r = 0; r < SL_TILE; r++) { sp[r] = 0; spc[r] = 0; n1[r] = 0; }
+#define SL_TILE_TERMS(EXPF)                                                   \
+    for (int64_t j = 0; j < C; j++) {                                         \
+      _Pragma("omp simd")                                                     \
+      for (int r = 0; r < SL_TILE; r++) {                                     \
+        SL_T a = xt[j][r], b = -m[r], d = a + b, bb = d - a;                  \
+        SL_T err = (a - (d - bb)) + (b - bb);                                 \
+        SL_T v = EXPF(d);                                                     \
+        v = v > 0 ? v + v * err : v * 0; /* -inf: 0 (err is NaN); NaN: NaN */ \
+        xt[j][r] = v;                                                         \
+        const int one = v == (SL_T)1;                                         \
+        n1[r] += one ? (SL_T)1 : (SL_T)0;                                     \
+        SL_T vv = one ? (SL_T)0 : v;                                          \
+        SL_T yk = vv - spc[r], tk = sp[r] + yk;                               \
+        spc[r] = (tk - sp[r]) - yk; sp[r] = tk;                               \
+      }                                                                       \
     }
-    /* 4. per-row loss and gradient scales */
+    if (span >= SL_BOUND) { SL_TILE_TERMS(SL_EXPB) } else { SL_TILE_TERMS(SL_EXPV) }
+#undef SL_TILE_TERMS
+    /* 5. per row: s', loss, gradient scale */
     for (int r = 0; r < SL_TILE; r++) {
-      SL_T s = sp[r] - spc[r];
+      SL_T s = (sp[r] - spc[r]) + (n1[r] - 1);
       sp[r] = s;
-      SL_T S = ett[r] == ett[r] ? s + ett[r] : ett[r];   /* a NaN target term (x_t = m = +inf) */
-      const int exact = xtv[r] == m[r] && (m[r] - m[r]) == 0;   /* finite maximum */
 #if SL_F32
-      SL_T Lr = exact ? sl_log1pf(s) : (m[r] - xtv[r]) + sl_logf(S);
-#else
-      SL_T Lr = 0;  /* double: libm, below */
-      (void)exact;
+      L[r] = (m[r] - xtv[r]) + sl_log1pf(s);
 #endif
-      L[r] = Lr;
       const SL_T sc = (SL_T)(grow ? (r < nr ? grow[rb + r] : 0.0) : gscale);
-      kk[r] = tt[r] >= 0 ? sc / S : (SL_T)0;
-      gtg[r] = exact ? -(s / S) * sc : (ett[r] / S - 1) * sc;
+      kk[r] = tt[r] >= 0 ? sc / (1 + s) : (SL_T)0;
     }
 #if !SL_F32
-    for (int r = 0; r < SL_TILE; r++)
-      L[r] = (xtv[r] == m[r] && (m[r] - m[r]) == 0) ? log1p(sp[r]) : (m[r] - xtv[r]) + log(sp[r] + ett[r]);
+    for (int r = 0; r < SL_TILE; r++) L[r] = (m[r] - xtv[r]) + log1p(sp[r]);
 #endif
     for (int r = 0; r < nr; r++) {
-      double li = tt[r] >= 0 ? (double)L[r] : (double)fill[r];
+      double li = tt[r] >= 0 ? (double)L[r] : tt[r] == -2 ? (double)NAN : 0.0;
       loss[rb + r] = li; total += li;
     }
     if (!g) continue;
-    /* 5. gradient, transposed back */
+    /* 6. gradient: scale, transpose back, then the target entries (scalar) */
+    SL_T ett[SL_TILE];
+    for (int r = 0; r < SL_TILE; r++) ett[r] = tt[r] >= 0 ? xt[tt[r]][r] : (SL_T)0;
     for (int64_t j = 0; j < C; j++)
-      for (int r = 0; r < SL_TILE; r++) {
-        SL_T v = et[j][r] * kk[r];
-        et[j][r] = (tt[r] == j) ? gtg[r] : v;
-      }
+      for (int r = 0; r < SL_TILE; r++) xt[j][r] *= kk[r];
+    SL_T *gb = g + rb * C;
     for (int r = 0; r < nr; r++)
-      for (int64_t j = 0; j < C; j++) g[(rb + r) * C + j] = et[j][r];
+      for (int64_t j = 0; j < C; j++) gb[r * C + j] = xt[j][r];
+    for (int r = 0; r < nr; r++) {
+      const int64_t y = tt[r];
+      if (y < 0) continue;
+      const SL_T sc = (SL_T)(grow ? grow[rb + r] : gscale);
+      /* e_t == 1 (target at the max): -s'/S, no cancellation; else e_t/S - 1 */
+      gb[r * C + y] = ett[r] == (SL_T)1 ? -(sp[r] / (1 + sp[r])) * sc : xt[y][r] - sc;
+    }
   }
   return total;
 }
