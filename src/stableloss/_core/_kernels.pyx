@@ -52,22 +52,22 @@ cdef extern from "sl_dispatch.h" nogil:
                            double*, float*, double, const double*, int64_t*)
     double sl_nll_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, int, int64_t,
                            double*, double*, double, const double*, int64_t*)
-    double bce_logits_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int,
+    double sl_bce_logits_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int,
                                 const float*, float*, float*, float*, double, const float*)
-    double bce_logits_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int,
+    double sl_bce_logits_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int,
                                 const double*, double*, double*, double*, double, const double*)
-    double bce_probs_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int, int,
+    double sl_bce_probs_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int, int,
                                double, float*, float*, double, const float*)
-    double bce_probs_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int, int,
+    double sl_bce_probs_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int, int,
                                double, double*, double*, double, const double*)
-    void sigmoid_elems_f32(const float*, int64_t, int64_t, float*)
-    void sigmoid_elems_f64(const double*, int64_t, int64_t, double*)
-    void sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
-    void sigmoid_vjp_elems_f64(const double*, const double*, int64_t, int64_t, double*)
-    void log_sigmoid_elems_f32(const float*, int64_t, int64_t, float*)
-    void log_sigmoid_elems_f64(const double*, int64_t, int64_t, double*)
-    void log_sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
-    void log_sigmoid_vjp_elems_f64(const double*, const double*, int64_t, int64_t, double*)
+    void sl_sigmoid_elems_f32(const float*, int64_t, int64_t, float*)
+    void sl_sigmoid_elems_f64(const double*, int64_t, int64_t, double*)
+    void sl_sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
+    void sl_sigmoid_vjp_elems_f64(const double*, const double*, int64_t, int64_t, double*)
+    void sl_log_sigmoid_elems_f32(const float*, int64_t, int64_t, float*)
+    void sl_log_sigmoid_elems_f64(const double*, int64_t, int64_t, double*)
+    void sl_log_sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
+    void sl_log_sigmoid_vjp_elems_f64(const double*, const double*, int64_t, int64_t, double*)
 
 # Below this many elements a call runs on one thread: a parallel region costs
 # 1.5-70 us on these machines (../shared/performance.md, section 6).
@@ -389,11 +389,11 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
             i0 = b * BLOCK_ELEMS
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
-                part[b] = bce_logits_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
+                part[b] = sl_bce_logits_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
                                                <const float*>wp, wm, <const float*>pp, <float*>lp,
                                                <float*>gp, <float*>gzp, gscale, <const float*>gop)
             else:
-                part[b] = bce_logits_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
+                part[b] = sl_bce_logits_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
                                                <const double*>wp, wm, <const double*>pp, <double*>lp,
                                                <double*>gp, <double*>gzp, gscale, <const double*>gop)
     return _ordered_sum(part)
@@ -423,11 +423,11 @@ def bce_probs(cnp.ndarray p, cnp.ndarray z, int64_t K, object weight, int policy
             i0 = b * BLOCK_ELEMS
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
-                part[b] = bce_probs_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
+                part[b] = sl_bce_probs_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
                                               <const float*>wp, wm, policy, eps, <float*>lp,
                                               <float*>gp, gscale, <const float*>gop)
             else:
-                part[b] = bce_probs_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
+                part[b] = sl_bce_probs_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
                                               <const double*>wp, wm, policy, eps, <double*>lp,
                                               <double*>gp, gscale, <const double*>gop)
     return _ordered_sum(part)
@@ -448,14 +448,14 @@ def sigmoid(cnp.ndarray x, cnp.ndarray out, bint log, int n_threads=0):
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
                 if log:
-                    log_sigmoid_elems_f32(<const float*>xp, i0, i1, <float*>op)
+                    sl_log_sigmoid_elems_f32(<const float*>xp, i0, i1, <float*>op)
                 else:
-                    sigmoid_elems_f32(<const float*>xp, i0, i1, <float*>op)
+                    sl_sigmoid_elems_f32(<const float*>xp, i0, i1, <float*>op)
             else:
                 if log:
-                    log_sigmoid_elems_f64(<const double*>xp, i0, i1, <double*>op)
+                    sl_log_sigmoid_elems_f64(<const double*>xp, i0, i1, <double*>op)
                 else:
-                    sigmoid_elems_f64(<const double*>xp, i0, i1, <double*>op)
+                    sl_sigmoid_elems_f64(<const double*>xp, i0, i1, <double*>op)
     return out
 
 
@@ -474,12 +474,12 @@ def sigmoid_vjp(cnp.ndarray x, object g, cnp.ndarray out, bint log, int n_thread
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
                 if log:
-                    log_sigmoid_vjp_elems_f32(<const float*>xp, <const float*>gp, i0, i1, <float*>op)
+                    sl_log_sigmoid_vjp_elems_f32(<const float*>xp, <const float*>gp, i0, i1, <float*>op)
                 else:
-                    sigmoid_vjp_elems_f32(<const float*>xp, <const float*>gp, i0, i1, <float*>op)
+                    sl_sigmoid_vjp_elems_f32(<const float*>xp, <const float*>gp, i0, i1, <float*>op)
             else:
                 if log:
-                    log_sigmoid_vjp_elems_f64(<const double*>xp, <const double*>gp, i0, i1, <double*>op)
+                    sl_log_sigmoid_vjp_elems_f64(<const double*>xp, <const double*>gp, i0, i1, <double*>op)
                 else:
-                    sigmoid_vjp_elems_f64(<const double*>xp, <const double*>gp, i0, i1, <double*>op)
+                    sl_sigmoid_vjp_elems_f64(<const double*>xp, <const double*>gp, i0, i1, <double*>op)
     return out

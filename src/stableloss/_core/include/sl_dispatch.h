@@ -7,7 +7,6 @@
  * region's ISA. sl_select() picks the best path the CPU supports once, at import;
  * STABLELOSS_SIMD=baseline|avx2|avx512 caps the choice (tests force each path).
  * No -march=native anywhere: one build runs on every x86-64 CPU.
- * The elementwise kernels (libm-bound) are compiled once, baseline only.
  */
 #ifndef SL_DISPATCH_H
 #define SL_DISPATCH_H
@@ -59,26 +58,12 @@
 #endif
 #endif
 
-/* elementwise kernels: one instance per dtype */
-#define SL_T float
-#define SL_F32 1
-#define SL_F(n) n##_f32
-#include "sl_elem_t.h"
-#undef SL_T
-#undef SL_F32
-#undef SL_F
-#define SL_T double
-#define SL_F32 0
-#define SL_F(n) n##_f64
-#include "sl_elem_t.h"
-#undef SL_T
-#undef SL_F32
-#undef SL_F
-
 /* ---- the table ------------------------------------------------------------ */
 #define SL_ROW_KERNELS(X, isa) \
   X(lse_rows, isa) X(softmax_rows, isa) X(log_softmax_rows, isa) X(softmax_vjp_rows, isa) \
-  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa)
+  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa) \
+  X(bce_logits_elems, isa) X(bce_probs_elems, isa) X(sigmoid_elems, isa) X(sigmoid_vjp_elems, isa) \
+  X(log_sigmoid_elems, isa) X(log_sigmoid_vjp_elems, isa)
 #define SL_MEMBER(n, isa) __typeof__(&n##_f32_baseline) n##_f32; __typeof__(&n##_f64_baseline) n##_f64;
 #define SL_INIT(n, isa) n##_f32_##isa, n##_f64_##isa,
 typedef struct { const char *name; SL_ROW_KERNELS(SL_MEMBER, _) } sl_table_t;
@@ -141,4 +126,16 @@ static const char *sl_available(void) {
 #define sl_ce_prob_rows_f64(...) (sl_active->ce_prob_rows_f64(__VA_ARGS__))
 #define sl_nll_rows_f32(...) (sl_active->nll_rows_f32(__VA_ARGS__))
 #define sl_nll_rows_f64(...) (sl_active->nll_rows_f64(__VA_ARGS__))
+#define sl_bce_logits_elems_f32(...) (sl_active->bce_logits_elems_f32(__VA_ARGS__))
+#define sl_bce_logits_elems_f64(...) (sl_active->bce_logits_elems_f64(__VA_ARGS__))
+#define sl_bce_probs_elems_f32(...) (sl_active->bce_probs_elems_f32(__VA_ARGS__))
+#define sl_bce_probs_elems_f64(...) (sl_active->bce_probs_elems_f64(__VA_ARGS__))
+#define sl_sigmoid_elems_f32(...) (sl_active->sigmoid_elems_f32(__VA_ARGS__))
+#define sl_sigmoid_elems_f64(...) (sl_active->sigmoid_elems_f64(__VA_ARGS__))
+#define sl_sigmoid_vjp_elems_f32(...) (sl_active->sigmoid_vjp_elems_f32(__VA_ARGS__))
+#define sl_sigmoid_vjp_elems_f64(...) (sl_active->sigmoid_vjp_elems_f64(__VA_ARGS__))
+#define sl_log_sigmoid_elems_f32(...) (sl_active->log_sigmoid_elems_f32(__VA_ARGS__))
+#define sl_log_sigmoid_elems_f64(...) (sl_active->log_sigmoid_elems_f64(__VA_ARGS__))
+#define sl_log_sigmoid_vjp_elems_f32(...) (sl_active->log_sigmoid_vjp_elems_f32(__VA_ARGS__))
+#define sl_log_sigmoid_vjp_elems_f64(...) (sl_active->log_sigmoid_vjp_elems_f64(__VA_ARGS__))
 #endif

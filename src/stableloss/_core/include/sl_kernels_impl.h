@@ -1,11 +1,12 @@
-/* sl_kernels_impl.h -- the row kernels for one instruction set: float32 and
- * float64 instances of sl_rows_t.h. Included by sl_dispatch.h once per ISA,
+/* sl_kernels_impl.h -- the kernels for one instruction set: float32 and float64
+ * instances of sl_rows_t.h (rows) and sl_elem_t.h (elementwise). Included by sl_dispatch.h once per ISA,
  * inside a `#pragma GCC target` region, with SL_ISA(n) appending the suffix.
  * No include guard. */
 #define SL_T float
 #define SL_F32 1
 #define SL_F(n) SL_ISA(n##_f32)
 #include "sl_rows_t.h"
+#include "sl_elem_t.h"
 #undef SL_T
 #undef SL_F32
 #undef SL_F
@@ -13,6 +14,7 @@
 #define SL_F32 0
 #define SL_F(n) SL_ISA(n##_f64)
 #include "sl_rows_t.h"
+#include "sl_elem_t.h"
 #undef SL_T
 #undef SL_F32
 #undef SL_F
