@@ -69,6 +69,51 @@ cdef extern from "sl_dispatch.h" nogil:
     void sl_log_sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
     void sl_log_sigmoid_vjp_elems_f64(const double*, const double*, int64_t, int64_t, double*)
 
+cdef extern from "sl_math.h" nogil:
+    float sl_expf(float)
+    float sl_expf_bounded(float)
+    double sl_exp(double)
+    double sl_exp_bounded(double)
+    float sl_logf(float)
+    float sl_log1pf(float)
+
+
+def _math_eval(str name, cnp.ndarray x):
+    """Test hook: apply one sl_math.h function elementwise (scalar calls, baseline
+    build of the header) -- for the ulp tests in tests/test_math.py."""
+    codes = {"expf": 0, "expf_bounded": 1, "logf": 2, "log1pf": 3, "exp": 4, "exp_bounded": 5}
+    if name not in codes:
+        raise ValueError(f"unknown function {name!r}")
+    cdef int code = codes[name]
+    cdef Py_ssize_t i, n = x.size
+    cdef float[::1] xf, of
+    cdef double[::1] xd, od
+    if code < 4:
+        xa = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+        out = np.empty_like(xa)
+        xf = xa
+        of = out
+        with nogil:
+            for i in range(n):
+                if code == 0:
+                    of[i] = sl_expf(xf[i])
+                elif code == 1:
+                    of[i] = sl_expf_bounded(xf[i])
+                elif code == 2:
+                    of[i] = sl_logf(xf[i])
+                else:
+                    of[i] = sl_log1pf(xf[i])
+    else:
+        xa = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+        out = np.empty_like(xa)
+        xd = xa
+        od = out
+        with nogil:
+            for i in range(n):
+                od[i] = sl_exp(xd[i]) if code == 4 else sl_exp_bounded(xd[i])
+    return out.reshape(np.shape(x))
+
+
 # Below this many elements a call runs on one thread: a parallel region costs
 # 1.5-70 us on these machines (../shared/performance.md, section 6).
 PARALLEL_THRESHOLD = 32768
