@@ -9,7 +9,7 @@ Switches (environment variables):
   STABLELOSS_DEBUG_CYTHON=1     Cython bounds/wraparound/initialisation checks on
   STABLELOSS_ANNOTATE=1         cythonize(annotate=True): HTML next to the .pyx
   STABLELOSS_SANITIZE=address   build with -fsanitize=address,undefined
-No -march=native, no -ffast-math: wider vectors come from runtime dispatch
+No tuning to the build machine (-march), no -ffast-math: wider vectors come from runtime dispatch
 (src/stableloss/_core/include/sl_dispatch.h), and NaN/inf semantics must hold.
 """
 import os

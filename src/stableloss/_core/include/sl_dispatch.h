@@ -6,7 +6,7 @@
  * sl_math.h helpers are static inline and get inlined (and vectorised) with each
  * region's ISA. sl_select() picks the best path the CPU supports once, at import;
  * STABLELOSS_SIMD=baseline|avx2|avx512 caps the choice (tests force each path).
- * No -march=native anywhere: one build runs on every x86-64 CPU.
+ * No tuning to the build machine (no -march flag): one build runs on every x86-64 CPU.
  */
 #ifndef SL_DISPATCH_H
 #define SL_DISPATCH_H
