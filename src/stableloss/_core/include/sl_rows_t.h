@@ -78,12 +78,21 @@ static SL_INLINE double SL_F(row_sumexp_impl)(const SL_T *restrict x, int64_t C,
     int64_t j1 = j0 + SL_BLOCK < C ? j0 + SL_BLOCK : C;
     SL_T acc[16] = {0};
     int64_t j = j0;
+    /* while this row's exps run from L1, pull the next row in (the same offset C
+     * elements ahead): the min/max pass of the next row then finds it in cache instead
+     * of waiting on memory (prefetches never fault, even past the end) */
     if (bounded) {
-      for (; j + 16 <= j1; j += 16)
+      for (; j + 16 <= j1; j += 16) {
+        __builtin_prefetch(x + j + C, 0, 3);
+        if (sizeof(SL_T) == 8) __builtin_prefetch(x + j + 8 + C, 0, 3);
         for (int l = 0; l < 16; l++) { SL_T v = SL_EXPB(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
+      }
     } else {
-      for (; j + 16 <= j1; j += 16)
+      for (; j + 16 <= j1; j += 16) {
+        __builtin_prefetch(x + j + C, 0, 3);
+        if (sizeof(SL_T) == 8) __builtin_prefetch(x + j + 8 + C, 0, 3);
         for (int l = 0; l < 16; l++) { SL_T v = SL_EXPV(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
+      }
     }
     SL_T tail = 0;
     for (; j < j1; j++) { SL_T v = SL_EXPV(x[j] - m); if (store) e[j] = v; tail += v; }
