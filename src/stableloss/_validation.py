@@ -60,6 +60,19 @@ def float_array(a, name):
     raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(dt)}")
 
 
+def half_kind(arr):
+    """'f16' or 'bf16' for a native-order half-precision array the kernels can read
+    directly, else None."""
+    dt = getattr(arr, "dtype", None)
+    if dt is None or dt.itemsize != 2 or not dt.isnative:
+        return None
+    if dt.kind == "f":
+        return "f16"
+    if dt.name == "bfloat16":
+        return "bf16"
+    return None
+
+
 def as_compute(a, dtype, name):
     """A float array-like `a` (weights, probability labels, grad_output) in compute dtype."""
     arr = np.asarray(a)

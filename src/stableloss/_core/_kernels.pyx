@@ -12,7 +12,8 @@ block's loss sum is written to its own slot and the slots are added in order, so
 results are bitwise identical for any thread count.
 """
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
+from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 import numpy as np
 import os
@@ -26,6 +27,9 @@ cdef extern from "sl_omp.h" nogil:
 cdef extern from "sl_dispatch.h" nogil:
     const char *sl_select(const char *want)
     const char *sl_available()
+    int SL_HAVE_F16
+    void sl_cvt_half_to_f32(const uint16_t*, int64_t, float*, int)
+    void sl_cvt_f32_to_half(const float*, int64_t, uint16_t*, int)
     void sl_lse_rows_f32(const float*, int64_t, int64_t, int64_t, float*)
     void sl_lse_rows_f64(const double*, int64_t, int64_t, int64_t, double*)
     void sl_softmax_rows_f32(const float*, int64_t, int64_t, int64_t, const float*, float*)
@@ -142,6 +146,11 @@ def set_simd_path(str want):
 
 def available_paths():
     return tuple(sl_available().decode().split(","))
+
+
+def half_supported():
+    """True when float16 is read directly (the compiler has _Float16); bfloat16 always is."""
+    return bool(SL_HAVE_F16)
 
 
 def openmp_enabled():
@@ -337,6 +346,63 @@ cdef int64_t _first_bad(int64_t[::1] bad) noexcept:
         if bad[b] >= 0:
             return bad[b]
     return -1
+
+
+def ce_index_half(cnp.ndarray x, bint bf, cnp.ndarray labels, object weight, double W, bint has_ignore,
+                  int64_t ignore_index, double eps, cnp.ndarray loss, object grad,
+                  double gscale, object grad_rows, int n_threads=0):
+    """ce_index for float16 (bf=False) or bfloat16 (bf=True) logits given as uint16 bits.
+
+    No full upcast copy: each block of rows is converted into a float32 scratch of at most
+    BLOCK_ELEMS elements (per thread, in cache), the float32 kernel runs on it, and the
+    gradient is converted back. The per-row arithmetic, and the block
+    partition, are those of the float32 call on the upcast array, so the results are
+    bitwise the float32 call's results rounded to the half dtype."""
+    cdef int64_t N = x.shape[0], C = x.shape[1]
+    cdef uint16_t *xp = <uint16_t*>_ptr(x, np.uint16, N * C, "x")
+    cdef int64_t *lp = <int64_t*>_ptr(labels, np.int64, N, "labels")
+    cdef float *wp = <float*>_optr(weight, np.float32, C, "weight")
+    cdef double *lossp = <double*>_ptr(loss, np.float64, N, "loss")
+    cdef uint16_t *gp = <uint16_t*>_optr(grad, np.uint16, N * C, "grad")
+    cdef double *grp = <double*>_optr(grad_rows, np.float64, N, "grad_output")
+    if not bf and not SL_HAVE_F16:
+        raise TypeError("float16 kernels are not compiled in (no _Float16 in this compiler)")
+    cdef int64_t RB = _rows_per_block(C), nb = (N + RB - 1) // RB, b, r0, r1, nr
+    cdef int nt = _threads(n_threads, N * C)
+    cdef double[::1] part = np.zeros(nb, dtype=np.float64)
+    cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
+    cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0
+    cdef float *xs
+    cdef float *gs
+    cdef int failed = 0
+    with nogil:
+        for b in prange(nb, schedule='static', num_threads=nt):
+            r0 = b * RB
+            r1 = r0 + RB if r0 + RB < N else N
+            nr = r1 - r0
+            xs = <float*>malloc(nr * C * sizeof(float) + 1)
+            gs = <float*>malloc(nr * C * sizeof(float) + 1) if gp != NULL else NULL
+            if xs == NULL or (gp != NULL and gs == NULL):
+                failed += 1
+            else:
+                sl_cvt_half_to_f32(xp + r0 * C, nr * C, xs, bf)
+                if tiles:
+                    part[b] = sl_ce_index_tiles_f32(xs, C, 0, nr, lp + r0, has_ignore, ignore_index,
+                                                    lossp + r0, gs, gscale,
+                                                    (grp + r0) if grp != NULL else NULL, &bad[b])
+                else:
+                    part[b] = sl_ce_index_rows_f32(xs, C, 0, nr, lp + r0, wp, W, has_ignore, ignore_index,
+                                                   eps, lossp + r0, gs, gscale,
+                                                   (grp + r0) if grp != NULL else NULL, &bad[b])
+                if bad[b] >= 0:
+                    bad[b] = bad[b] + r0
+                if gs != NULL:
+                    sl_cvt_f32_to_half(gs, nr * C, gp + r0 * C, bf)
+            free(xs)
+            free(gs)
+    if failed:
+        raise MemoryError("ce_index_half: could not allocate a block's scratch")
+    return _ordered_sum(part), _first_bad(bad)
 
 
 def ce_prob(cnp.ndarray x, cnp.ndarray t, object weight, double eps, cnp.ndarray loss,

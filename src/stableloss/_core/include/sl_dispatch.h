@@ -66,12 +66,19 @@
   X(log_sigmoid_elems, isa) X(log_sigmoid_vjp_elems, isa)
 #define SL_MEMBER(n, isa) __typeof__(&n##_f32_baseline) n##_f32; __typeof__(&n##_f64_baseline) n##_f64;
 #define SL_INIT(n, isa) n##_f32_##isa, n##_f64_##isa,
-typedef struct { const char *name; SL_ROW_KERNELS(SL_MEMBER, _) } sl_table_t;
+typedef struct {
+  const char *name; SL_ROW_KERNELS(SL_MEMBER, _)
+  __typeof__(&cvt_half_to_f32_baseline) cvt_half_to_f32;
+  __typeof__(&cvt_f32_to_half_baseline) cvt_f32_to_half;
+} sl_table_t;
 
-static const sl_table_t sl_table_baseline = {"baseline", SL_ROW_KERNELS(SL_INIT, baseline)};
+static const sl_table_t sl_table_baseline = {"baseline", SL_ROW_KERNELS(SL_INIT, baseline)
+  cvt_half_to_f32_baseline, cvt_f32_to_half_baseline};
 #ifdef SL_X86_DISPATCH
-static const sl_table_t sl_table_avx2 = {"avx2", SL_ROW_KERNELS(SL_INIT, avx2)};
-static const sl_table_t sl_table_avx512 = {"avx512", SL_ROW_KERNELS(SL_INIT, avx512)};
+static const sl_table_t sl_table_avx2 = {"avx2", SL_ROW_KERNELS(SL_INIT, avx2)
+  cvt_half_to_f32_avx2, cvt_f32_to_half_avx2};
+static const sl_table_t sl_table_avx512 = {"avx512", SL_ROW_KERNELS(SL_INIT, avx512)
+  cvt_half_to_f32_avx512, cvt_f32_to_half_avx512};
 #endif
 static const sl_table_t *sl_active = &sl_table_baseline;
 
@@ -138,4 +145,6 @@ static const char *sl_available(void) {
 #define sl_log_sigmoid_elems_f64(...) (sl_active->log_sigmoid_elems_f64(__VA_ARGS__))
 #define sl_log_sigmoid_vjp_elems_f32(...) (sl_active->log_sigmoid_vjp_elems_f32(__VA_ARGS__))
 #define sl_log_sigmoid_vjp_elems_f64(...) (sl_active->log_sigmoid_vjp_elems_f64(__VA_ARGS__))
+#define sl_cvt_half_to_f32(...) (sl_active->cvt_half_to_f32(__VA_ARGS__))
+#define sl_cvt_f32_to_half(...) (sl_active->cvt_f32_to_half(__VA_ARGS__))
 #endif

@@ -146,6 +146,25 @@ SL_MATH_INLINE float sl_log1pf(float u) {
   return sl_logf(w) + (u - (w - 1.0f)) / w;
 }
 
+/* float16 / bfloat16 <-> float32, one element. float16 uses the compiler's _Float16
+ * (GCC >= 12, Clang): inside the AVX2 region loops of these become vcvtph2ps/vcvtps2ph
+ * (F16C). bfloat16 -> float32 is a shift; float32 -> bfloat16 rounds to nearest even and
+ * keeps NaN quiet. SL_HAVE_F16 is 0 where _Float16 is missing: the Python layer then
+ * upcasts half inputs with a full copy instead. */
+#if defined(__FLT16_MANT_DIG__)
+#define SL_HAVE_F16 1
+SL_MATH_INLINE float sl_h2f(uint16_t h) { _Float16 v; memcpy(&v, &h, 2); return (float)v; }
+SL_MATH_INLINE uint16_t sl_f2h(float f) { _Float16 v = (_Float16)f; uint16_t h; memcpy(&h, &v, 2); return h; }
+#else
+#define SL_HAVE_F16 0
+#endif
+SL_MATH_INLINE float sl_bf2f(uint16_t b) { return sl_bits2f((uint32_t)b << 16); }
+SL_MATH_INLINE uint16_t sl_f2bf(float f) {
+  uint32_t u = sl_f2bits(f);
+  uint16_t r = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  return f != f ? (uint16_t)((u >> 16) | 0x40u) : r;
+}
+
 /* Fixed-order sum of 16 lanes (a fixed tree, so the bits do not depend on the
  * vector width the compiler chose). */
 SL_MATH_INLINE float sl_hsum16_f32(const float *a) {
