@@ -5,9 +5,10 @@ is moved last and rows made C-contiguous (copying only when needed, never writin
 an input), the compute dtype is picked, outputs are allocated (or ``out=`` used),
 kernel status values become exceptions, and reductions are finished.
 
-Each ``*_impl(args, wrt, grad_output)`` takes the bound arguments of the public
-function, the names of the arguments to differentiate (possibly empty) and the
-cotangent, and returns ``(value, {name: gradient})``. The public function is
+Each ``*_impl(args, wrt, grad_output, grad_out=None)`` takes the bound arguments of the
+public function, the names of the arguments to differentiate (possibly empty), the
+cotangent and optionally ``{name: array}`` to write gradients into, and returns
+``(value, {name: gradient})``. The public function is
 ``impl(args, (), None)[0]``; ``value_and_grad`` calls the same impl with ``wrt`` set,
 so the value is the same computation, bit for bit (the fused kernels compute the
 loss with the same arithmetic whether or not they also write a gradient).
