@@ -80,3 +80,24 @@ def test_bitwise_identical_across_threads(dtype, shape):
     for (l, g), b, s in out[1:]:
         assert l.tobytes() == l1.tobytes() and g.tobytes() == g1.tobytes()
         assert b.tobytes() == b1.tobytes() and s.tobytes() == s1.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C", [8192, 20000])
+def test_split_rows_same_bits_as_rows(dtype, C):
+    """Fewer rows than threads: rows are split over threads (ce_index_split); the bits
+    must be those of the row-parallel kernel, whatever the thread count."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, C)) * 3).astype(dtype)
+    t = rng.integers(0, C, 3)
+    t[0] = 7
+    x[0, 7] = x[0].max() + 25          # confident row: exact pass, split too
+    x[1, :50] = -np.inf
+    for kw in ({}, {"weight": rng.uniform(0.5, 2, C)}, {"ignore_index": int(t[2])}, {"reduction": "none"}):
+        ref = sl.value_and_grad(sl.softmax_cross_entropy)(x, t, n_threads=1, **kw)
+        for nt in (4, 8):
+            got = sl.value_and_grad(sl.softmax_cross_entropy)(x, t, n_threads=nt, **kw)
+            assert np.asarray(got[0]).tobytes() == np.asarray(ref[0]).tobytes()
+            assert got[1].tobytes() == ref[1].tobytes()
+            assert np.asarray(sl.softmax_cross_entropy(x, t, n_threads=nt, **kw)).tobytes() == \
+                np.asarray(ref[0]).tobytes()

@@ -44,6 +44,10 @@ cdef extern from "sl_dispatch.h" nogil:
                                 int, int64_t, double, double*, float*, double, const double*, int64_t*)
     double sl_ce_index_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, double,
                                 int, int64_t, double, double*, double*, double, const double*, int64_t*)
+    double sl_ce_index_split_f32(const float*, int64_t, int64_t, const int64_t*, const float*, double, int,
+                                 int64_t, double*, float*, double, const double*, int64_t*, int, double*)
+    double sl_ce_index_split_f64(const double*, int64_t, int64_t, const int64_t*, const double*, double, int,
+                                 int64_t, double*, double*, double, const double*, int64_t*, int, double*)
     double sl_ce_index_tiles_f32(const float*, int64_t, int64_t, int64_t, const int64_t*, int, int64_t,
                                  double*, float*, double, const double*, int64_t*)
     double sl_ce_index_tiles_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, int, int64_t,
@@ -124,6 +128,9 @@ PARALLEL_THRESHOLD = 32768
 # Rows with at most this many classes (plain CE: no class weight, no smoothing) go to
 # the tiled kernel that vectorises across rows (../shared/performance.md, section 3).
 TINY_CLASSES = 16
+# Rows at least this wide are split across threads when there are fewer rows than
+# threads (../shared/performance.md, section 4).
+SPLIT_MIN_CLASSES = 8192
 # Work per block (elements): fixes the row blocks, and with them the order of
 # the cross-row sums, from the shape alone.
 cdef enum:
@@ -318,6 +325,22 @@ def ce_index(cnp.ndarray x, cnp.ndarray labels, object weight, double W, bint ha
     cdef double[::1] part = np.zeros(nb, dtype=np.float64)
     cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
     cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0
+    cdef double split_total
+    cdef int64_t split_bad = -1
+    cdef double[::1] work
+    if N < nt and eps == 0.0 and C >= SPLIT_MIN_CLASSES:
+        # fewer rows than threads: split each row over threads (same bits as by rows)
+        work = np.empty(((N * ((C + 1023) // 1024)) * 3 + N * 6) + 1, dtype=np.float64)
+        with nogil:
+            if f32:
+                split_total = sl_ce_index_split_f32(<const float*>xp, C, N, lp, <const float*>wp, W, has_ignore,
+                                                    ignore_index, lossp, <float*>gp, gscale, grp, &split_bad,
+                                                    nt, &work[0])
+            else:
+                split_total = sl_ce_index_split_f64(<const double*>xp, C, N, lp, <const double*>wp, W, has_ignore,
+                                                    ignore_index, lossp, <double*>gp, gscale, grp, &split_bad,
+                                                    nt, &work[0])
+        return split_total, split_bad
     with nogil:
         for b in prange(nb, schedule='static', num_threads=nt):
             r0 = b * RB

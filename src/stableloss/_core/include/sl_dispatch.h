@@ -61,7 +61,7 @@
 /* ---- the table ------------------------------------------------------------ */
 #define SL_ROW_KERNELS(X, isa) \
   X(lse_rows, isa) X(softmax_rows, isa) X(log_softmax_rows, isa) X(softmax_vjp_rows, isa) \
-  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa) \
+  X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_split, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa) \
   X(bce_logits_elems, isa) X(bce_probs_elems, isa) X(sigmoid_elems, isa) X(sigmoid_vjp_elems, isa) \
   X(log_sigmoid_elems, isa) X(log_sigmoid_vjp_elems, isa)
 #define SL_MEMBER(n, isa) __typeof__(&n##_f32_baseline) n##_f32; __typeof__(&n##_f64_baseline) n##_f64;
@@ -147,4 +147,6 @@ static const char *sl_available(void) {
 #define sl_log_sigmoid_vjp_elems_f64(...) (sl_active->log_sigmoid_vjp_elems_f64(__VA_ARGS__))
 #define sl_cvt_half_to_f32(...) (sl_active->cvt_half_to_f32(__VA_ARGS__))
 #define sl_cvt_f32_to_half(...) (sl_active->cvt_f32_to_half(__VA_ARGS__))
+#define sl_ce_index_split_f32(...) (sl_active->ce_index_split_f32(__VA_ARGS__))
+#define sl_ce_index_split_f64(...) (sl_active->ce_index_split_f64(__VA_ARGS__))
 #endif

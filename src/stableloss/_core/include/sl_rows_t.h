@@ -145,7 +145,7 @@ static SL_INLINE double SL_F(row_sprime_impl)(const SL_T *restrict x, int64_t C,
 #undef SL_EXACT_TERM
     total += (double)SL_HSUM(acc) - (double)SL_HSUM(cmp);
   }
-  if (store && C > 0) e[ks] = 1;
+  if (store && ks >= 0 && ks < C) e[ks] = 1;   /* ks may lie outside a sub-range (split rows) */
   return total;
 }
 
@@ -312,6 +312,104 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const double gy = exact ? -(1.0 - eps) * wy * (sp / S) + ec * W / S - ec * wy
                             : a * (ey / S) - (1.0 - eps) * wy - ec * wy;
     gr[y] = (SL_T)(sc * gy);
+  }
+  return total;
+}
+
+/* ---- cross-entropy with index labels, rows split across threads (N < threads) -----
+ * Work items are (row, block of SL_BLOCK classes). Each phase is the corresponding step
+ * of ce_index_rows on one block; the per-block values (min/max, the 16-lane block sums
+ * v_b) are combined per row serially in block order, exactly as the row kernel adds
+ * them, so the bits equal ce_index_rows' for any thread count (tested). Plain and
+ * weighted CE without label smoothing (its sum over the row is a single sequential
+ * double sum); the caller checks. Runs its own parallel region with nt threads. */
+double SL_F(ce_index_split)(const SL_T *x, int64_t C, int64_t N, const int64_t *labels,
+                            const SL_T *w, double W, int has_ignore, int64_t ignore_index,
+                            double *loss, SL_T *g, double gscale, const double *grow,
+                            int64_t *bad, int nt, double *work) {
+  const int64_t nbk = (C + SL_BLOCK - 1) / SL_BLOCK, items = N * nbk;
+  SL_T *blo = (SL_T *)work, *bhi = blo + items;            /* work: 3*items + 6*N doubles */
+  double *bv = work + 2 * items;                            /* after 2*items SL_T (<= 8 bytes) */
+  double *rk = bv + items, *rgy = rk + N, *rS = rgy + N;    /* per-row scale, target entry, S */
+  SL_T *rm = (SL_T *)(rS + N), *rlo = rm + N;
+  int64_t *rstate = (int64_t *)(rlo + N);                   /* 0 plain, 1 exact, 2 skip, 3 NaN */
+  double total = 0.0;
+  (void)nt;
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t i = it / nbk, j0 = (it % nbk) * SL_BLOCK;
+      const int64_t n = C - j0 < SL_BLOCK ? C - j0 : SL_BLOCK;
+      SL_F(row_minmax)(x + i * C + j0, n, &blo[it], &bhi[it]);
+    }
+#pragma omp single
+    for (int64_t i = 0; i < N; i++) {
+      SL_T lo = (SL_T)INFINITY, m = -(SL_T)INFINITY;
+      for (int64_t b = 0; b < nbk; b++) {
+        lo = blo[i * nbk + b] < lo ? blo[i * nbk + b] : lo;
+        m = bhi[i * nbk + b] > m ? bhi[i * nbk + b] : m;
+      }
+      rm[i] = m; rlo[i] = lo;
+      const int64_t y = labels[i];
+      if ((has_ignore && y == ignore_index) || y < 0 || y >= C) { rstate[i] = 2; continue; }
+      rstate[i] = ((x[i * C + y] == m) && (m - m == 0) && (lo == lo)) ? 1 : 0;
+    }
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; it++) {
+      const int64_t i = it / nbk, j0 = (it % nbk) * SL_BLOCK;
+      const int64_t n = C - j0 < SL_BLOCK ? C - j0 : SL_BLOCK;
+      if (rstate[i] == 2) { if (g) SL_F(fill)(g + i * C + j0, n, 0); continue; }
+      const SL_T *xb = x + i * C + j0;
+      SL_T *gb = g ? g + i * C + j0 : NULL;
+      if (rstate[i] == 1)
+        bv[it] = SL_F(row_sprime_exact)(xb, n, rm[i], rlo[i], labels[i] - j0, gb);
+      else
+        bv[it] = gb ? SL_F(row_sumexp_store)(xb, n, rm[i], rlo[i], gb) : SL_F(row_sumexp)(xb, n, rm[i], rlo[i]);
+    }
+#pragma omp single
+    for (int64_t i = 0; i < N; i++) {
+      const int64_t y = labels[i];
+      if (rstate[i] == 2) {
+        if (!((has_ignore && y == ignore_index))) { if (*bad < 0) *bad = i; loss[i] = NAN; }
+        else loss[i] = 0.0;
+        continue;
+      }
+      double S = 0.0, sp = 0.0, L;
+      for (int64_t b = 0; b < nbk; b++) S += bv[i * nbk + b];
+      if (rstate[i] == 1) { sp = S; S = 1.0 + sp; L = log1p(sp); }
+      else L = log(S);
+      rS[i] = S;
+      if (!(S == S)) { rstate[i] = 3; loss[i] = NAN; total += NAN; continue; }
+      /* the row kernel's expressions with eps = 0, verbatim: the same bits, signed
+       * zeros included */
+      const double eps = 0.0, ec = 0.0;
+      const double wy = w ? (double)w[y] : 1.0, sc = grow ? grow[i] : gscale;
+      const double md = (double)rm[i], xy = (double)x[i * C + y];
+      const double li = (1.0 - eps) * wy * ((md - xy) + L);
+      loss[i] = li; total += li;
+      if (!g) continue;
+      const double ey = (double)g[i * C + y];
+      const double a = (1.0 - eps) * wy + ec * W;
+      rk[i] = sc * a / S;
+      const double gy = rstate[i] == 1 ? -(1.0 - eps) * wy * (sp / S) + ec * W / S - ec * wy
+                                       : a * (ey / S) - (1.0 - eps) * wy - ec * wy;
+      rgy[i] = sc * gy;
+    }
+    if (g) {
+#pragma omp for schedule(static)
+      for (int64_t it = 0; it < items; it++) {
+        const int64_t i = it / nbk, j0 = (it % nbk) * SL_BLOCK;
+        const int64_t n = C - j0 < SL_BLOCK ? C - j0 : SL_BLOCK;
+        SL_T *gb = g + i * C + j0;
+        if (rstate[i] == 2) continue;
+        if (rstate[i] == 3) { SL_F(fill)(gb, n, (SL_T)NAN); continue; }
+        const SL_T k = (SL_T)rk[i];
+        for (int64_t j = 0; j < n; j++) gb[j] *= k;
+        const int64_t y = labels[i];
+        if (y >= j0 && y < j0 + n) gb[y - j0] = (SL_T)rgy[i];
+      }
+    }
   }
   return total;
 }
