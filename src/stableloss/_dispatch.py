@@ -229,44 +229,25 @@ def _class_denominator(lab, w, has_ii, ii):
     return float(np.sum(w[lab[valid]], dtype=np.float64))
 
 
-def _ce_index_half(a, wrt, grad_output, x_in, bf):
-    """Index-label CE on float16/bfloat16 logits read directly by the kernels (row blocks
-    converted to float32 in cache): the float32 results rounded to the half dtype."""
-    rd = x_in.dtype
-    ax = V.check_axis(a["axis"], x_in.ndim)
-    red = V.check_reduction(a["reduction"])
-    eps = V.check_label_smoothing(a["label_smoothing"])
-    has_ii, ii = V.check_ignore_index(a["ignore_index"])
-    _check_reduced_out(a["out"], red)
-    rows = _Rows(x_in.view(np.uint16), ax)
-    w = V.class_weight(a["weight"], rows.C, np.float32)
-    lab = V.index_labels(a["labels"], rows.batch).reshape(rows.N)
-    V.check_label_range(lab, rows.batch, rows.C, has_ii, ii)
-    out = V.check_out(a["out"], rows.batch, rd) if red == "none" else None
-    denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
-    W = float(np.sum(w, dtype=np.float64)) if w is not None else float(rows.C)
-    gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
-    g2 = np.empty((rows.N, rows.C), np.uint16) if "logits" in wrt else None
-    loss = np.empty(rows.N, np.float64)
-    total, bad = K.ce_index_half(rows.x2, bf, lab, w, W, has_ii, ii, eps, loss, g2, gscale, grow, _nt(a))
-    if bad >= 0:
-        V.raise_bad_label(lab, rows.batch, bad, rows.C)
-    grads = {}
-    if g2 is not None:
-        grads["logits"] = rows.from_rows(g2).view(rd)
-    value = _reduce(loss.astype(np.float32).astype(np.float64) if red == "none" else loss,
-                    total, red, denom, rows.batch, rd, out)
-    return value, grads
-
-
-def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
+def _half_logits(a, wrt, grad_out):
+    """None, or True/False (bfloat16/float16) when index-label CE can read half-precision
+    logits directly: row blocks converted to float32 in cache, the float32 results rounded
+    to the half dtype (no grad_out there: the gradient is written through uint16 bits)."""
     x_in = a["logits"]
     hk = V.half_kind(x_in) if isinstance(x_in, np.ndarray) else None
     if (hk and grad_out is None and "labels" not in wrt and np.shape(a["labels"]) != x_in.shape
             and (hk == "bf16" or K.half_supported())):
-        return _ce_index_half(a, wrt, grad_output, x_in, hk == "bf16")
-    x, rd = V.float_array(a["logits"], "logits")
-    cd = x.dtype
+        return hk == "bf16"
+    return None
+
+
+def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
+    half = _half_logits(a, wrt, grad_out)
+    if half is None:
+        x, rd = V.float_array(a["logits"], "logits")
+        cd = x.dtype
+    else:  # the rows stay uint16 bits; the kernel converts them block by block
+        x, rd, cd = a["logits"].view(np.uint16), a["logits"].dtype, np.dtype(np.float32)
     ax = V.check_axis(a["axis"], x.ndim)
     red = V.check_reduction(a["reduction"])
     eps = V.check_label_smoothing(a["label_smoothing"])
@@ -304,12 +285,17 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
         W = float(np.sum(w, dtype=np.float64)) if w is not None else float(rows.C)
         gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
-        gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
-        total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt)
+        if half is None:
+            gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
+            total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt)
+        else:
+            g2 = np.empty((rows.N, rows.C), np.uint16) if "logits" in wrt else None
+            total, bad = K.ce_index_half(rows.x2, half, lab, w, W, has_ii, ii, eps, loss, g2, gscale, grow, nt)
+            loss = loss.astype(np.float32).astype(np.float64)   # as the float32 call, then rounded
         if bad >= 0:  # unreachable after check_label_range; kept as the kernels' contract
             V.raise_bad_label(lab, rows.batch, bad, rows.C)
-        if gx is not None:
-            grads["logits"] = gx.result()
+        if "logits" in wrt:
+            grads["logits"] = gx.result() if half is None else rows.from_rows(g2).view(rd)
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
     return value, grads
 
