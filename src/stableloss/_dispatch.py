@@ -223,7 +223,9 @@ def log_softmax_impl(a, wrt, grad_output, grad_out=None):
 # ---------------------------------------------------------------- cross-entropy
 def _class_denominator(lab, w, has_ii, ii):
     """Σ over non-ignored positions of w[label] (the count when w is None), in a fixed order."""
-    valid = lab != ii if has_ii else np.ones(lab.shape, bool)
+    if not has_ii:
+        return float(lab.size) if w is None else float(np.sum(w[lab], dtype=np.float64))
+    valid = lab != ii
     if w is None:
         return float(np.count_nonzero(valid))
     return float(np.sum(w[lab[valid]], dtype=np.float64))

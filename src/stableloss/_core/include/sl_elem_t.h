@@ -96,7 +96,6 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
       if (gout) for (int q = 0; q < n; q++) gz[c0 + q] = gout[c0 + q] * zb[q];
       else { const float sc = (float)gscale; for (int q = 0; q < n; q++) gz[c0 + q] = sc * zb[q]; }
     }
-    if (wmode == 1 || wmode == 2) for (int q = 0; q < n; q++) wl[q] = 1.0f;
   }
 #else
   for (int64_t i = i0; i < i1; i++) {
