@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from ._validation import LabelError, AxisError
 from ._config import show_config, get_num_threads, set_num_threads
 from ._grad import value_and_grad, grad
+from ._guard import MisuseWarning, set_misuse_warnings
 from ._api import (
     logsumexp,
     softmax,
@@ -25,5 +26,5 @@ __all__ = [
     "logsumexp", "softmax", "log_softmax", "softmax_cross_entropy", "nll_loss",
     "sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid", "log_sigmoid",
     "value_and_grad", "grad", "show_config", "get_num_threads", "set_num_threads",
-    "LabelError", "AxisError", "__version__",
+    "LabelError", "AxisError", "MisuseWarning", "set_misuse_warnings", "__version__",
 ]
