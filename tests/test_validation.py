@@ -18,6 +18,7 @@ import pytest
 
 import stableloss as sl
 
+import _reference as ref
 from _arrays import (
     ARRAY_LAYOUTS,
     LAYOUTS,
@@ -427,15 +428,15 @@ def test_binary_weight_broadcastable_accepted(name, wshape):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("pshape", [(4,), (11,), (9,), (3, 10), (2, 4, 10)], ids=str)
+@pytest.mark.parametrize("pshape", [(4,), (11,), (9,), (3, 10), (2, 4, 10), (4, 2)], ids=str)
 def test_pos_weight_not_broadcastable(mode, pshape):
     x, z = args_for("sigmoid_cross_entropy", (4, 10))
     with raises_named(ValueError, "pos_weight"):
         call("sigmoid_cross_entropy", mode, x, z, pos_weight=np.ones(pshape))
 
 
-@pytest.mark.parametrize("pshape", [(), (1,), (10,), (1, 10), (1, 1)], ids=str)
-def test_pos_weight_along_last_axis_accepted(pshape):
+@pytest.mark.parametrize("pshape", [(), (1,), (10,), (1, 10), (1, 1), (4, 1), (4, 10)], ids=str)
+def test_pos_weight_broadcastable_accepted(pshape):
     x, z = args_for("sigmoid_cross_entropy", (4, 10))
     pw = np.full(pshape, 1.0)
     # pos_weight = 1 is the unweighted loss (L = 1)
@@ -443,6 +444,12 @@ def test_pos_weight_along_last_axis_accepted(pshape):
         sl.sigmoid_cross_entropy(x, z, pos_weight=pw, reduction="none"),
         sl.sigmoid_cross_entropy(x, z, reduction="none"),
     )
+    # any right-aligned broadcast (as torch), checked elementwise against the reference
+    pw = rng(5).uniform(0.5, 3.0, size=pshape)
+    full = np.broadcast_to(pw, (4, 10))
+    np.testing.assert_allclose(
+        sl.sigmoid_cross_entropy(x, z, pos_weight=pw, reduction="none"),
+        ref.sigmoid_cross_entropy(x, z, pos_weight=full)[0], rtol=1e-13)
 
 
 # ---- reduction, label_smoothing, axis -----------------------------------------------------

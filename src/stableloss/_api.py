@@ -156,7 +156,8 @@ def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduc
 
     :math:`\ell = w\,[(1-z)\,x + (1 + (p_w - 1) z)\,\mathrm{softplus}(-x)]`, evaluated as a
     sum of non-negative terms (no cancellation for large :math:`|x|`). `weight`
-    broadcasts to the logits; `pos_weight` broadcasts along the last axis (PyTorch).
+    and `pos_weight` broadcast to the logits, right-aligned (PyTorch: a (C,) vector
+    applies to the last axis).
     "mean" divides by the number of elements.
 
     Examples

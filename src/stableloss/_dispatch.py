@@ -379,16 +379,7 @@ def _binary_value(loss, total, red, n, rd, out):
 
 def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     x, z, w, cd, rd, red, out, Klen = _binary_prep(a, "logits")
-    pw = None
-    if a["pos_weight"] is not None:
-        p = np.asarray(a["pos_weight"])
-        try:   # any shape that broadcasts to the logits and varies along the last axis only
-            if np.broadcast_shapes(p.shape, x.shape) != x.shape or any(s != 1 for s in p.shape[:-1]):
-                raise ValueError
-            pw = V.as_compute(np.broadcast_to(p.reshape(p.shape[-1:]), (Klen,)), cd, "pos_weight")
-        except ValueError:
-            raise ValueError(f"pos_weight: shape {p.shape} must broadcast to the logits' shape "
-                             f"{x.shape} and vary along the last axis only (length {Klen})") from None
+    pw = _elem_weight(a["pos_weight"], x.shape, cd, "pos_weight")
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = _Grad("logits", grad_out, None, cd, rd, x.shape, a, ("labels", "weight", "pos_weight"), x) if "logits" in wrt else None

@@ -61,9 +61,9 @@ cdef extern from "sl_dispatch.h" nogil:
     double sl_nll_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, int, int64_t,
                            double*, double*, double, const double*, int64_t*)
     double sl_bce_logits_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int,
-                                const float*, float*, float*, float*, double, const float*)
+                                const float*, int, float*, float*, float*, double, const float*)
     double sl_bce_logits_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int,
-                                const double*, double*, double*, double*, double, const double*)
+                                const double*, int, double*, double*, double*, double, const double*)
     double sl_bce_probs_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int, int,
                                double, float*, float*, double, const float*)
     double sl_bce_probs_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int, int,
@@ -500,7 +500,7 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
                object loss, object grad, object grad_labels, double gscale, object grad_out,
                int n_threads=0):
     """BCE with logits over all elements of x (flat), K = length of the last axis.
-    weight: None, (K,) per column, or full size; pos_weight: None or (K,)."""
+    weight and pos_weight: None, (K,) per column, or full size."""
     cdef int64_t n = x.size
     cdef int f32 = _is32(x)
     dt = x.dtype
@@ -510,7 +510,8 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
     cdef void *zp = _ptr(z, dt, n, "labels")
     cdef int wm = _wmode(weight, n, K)
     cdef void *wp = _optr(weight, dt, K if wm == 1 else n, "weight")
-    cdef void *pp = _optr(pos_weight, dt, K, "pos_weight")
+    cdef int pm = _wmode(pos_weight, n, K)
+    cdef void *pp = _optr(pos_weight, dt, K if pm == 1 else n, "pos_weight")
     cdef void *lp = _optr(loss, dt, n, "loss")
     cdef void *gp = _optr(grad, dt, n, "grad")
     cdef void *gzp = _optr(grad_labels, dt, n, "grad_labels")
@@ -524,11 +525,11 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
                 part[b] = sl_bce_logits_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
-                                               <const float*>wp, wm, <const float*>pp, <float*>lp,
+                                               <const float*>wp, wm, <const float*>pp, pm, <float*>lp,
                                                <float*>gp, <float*>gzp, gscale, <const float*>gop)
             else:
                 part[b] = sl_bce_logits_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
-                                               <const double*>wp, wm, <const double*>pp, <double*>lp,
+                                               <const double*>wp, wm, <const double*>pp, pm, <double*>lp,
                                                <double*>gp, <double*>gzp, gscale, <const double*>gop)
     return _ordered_sum(part)
 

@@ -62,7 +62,7 @@ static SL_INLINE void SL_F(bce_logits_chunk)(const float *restrict x, const floa
 #endif
 
 double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
-                              const SL_T *w, int wmode, const SL_T *pw,
+                              const SL_T *w, int wmode, const SL_T *pw, int pwmode,
                               SL_T *loss, SL_T *gx, SL_T *gz, double gscale, const SL_T *gout) {
   double total = 0.0;
 #if SL_F32
@@ -71,11 +71,12 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
   for (int64_t c0 = i0; c0 < i1; c0 += SL_ECHUNK) {
     const int n = (int)((i1 - c0) < SL_ECHUNK ? (i1 - c0) : SL_ECHUNK);
     if (wmode == 2) { for (int k = 0; k < n; k++) wl[k] = w[c0 + k]; }
-    if (wmode == 1 || pw) {
+    if (pwmode == 2) { for (int k = 0; k < n; k++) pl[k] = pw[c0 + k]; }
+    if (wmode == 1 || pwmode == 1) {
       int64_t col = c0 % K;
       for (int k = 0; k < n; k++) {
         if (wmode == 1) wl[k] = w[col];
-        if (pw) pl[k] = pw[col];
+        if (pwmode == 1) pl[k] = pw[col];
         if (++col == K) col = 0;
       }
     }
@@ -102,7 +103,7 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
     const int64_t col = i % K;
     const double xv = (double)x[i], zv = (double)z[i];
     const double wv = SL_F(elem_w)(w, wmode, i, col);
-    const double pv = pw ? (double)pw[col] : 1.0;
+    const double pv = pwmode == 2 ? (double)pw[i] : pwmode == 1 ? (double)pw[col] : 1.0;
     const double Lc = 1.0 + (pv - 1.0) * zv;
     const double ax = fabs(xv);
     const double l1 = log1p(exp(-ax));          /* log(1 + e^{-|x|}) */
