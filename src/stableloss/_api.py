@@ -22,7 +22,8 @@ def logsumexp(x, axis=-1, keepdims=False, *, out=None, n_threads=None):
     ----------
     x : array_like
         Input; float32/float64 kept, float16 computed in float32, ints promoted to float64.
-    axis : int, default -1
+    axis : int, tuple of ints, or None; default -1
+        The axis (or axes, flattened into one row; None = all) to reduce.
     keepdims : bool, default False
     out : ndarray, optional
         Array of the result's shape and dtype to write into.

@@ -168,6 +168,8 @@ def _prep_rowwise(a, xname="x"):
 
 
 def logsumexp_impl(a, wrt, grad_output, grad_out=None):
+    if a["axis"] is None or isinstance(a["axis"], (tuple, list)):
+        return _logsumexp_axes(a, wrt, grad_output, grad_out)
     rows, cd, rd = _prep_rowwise(a)
     keep = bool(a["keepdims"])
     oshape = rows.batch if not keep else tuple(1 if i == rows.axis else s for i, s in enumerate(rows.shape))
@@ -185,6 +187,41 @@ def logsumexp_impl(a, wrt, grad_output, grad_out=None):
         gx = _Grad("x", grad_out, rows, cd, rd, rows.shape if not rows.zero_d else (), a, (), rows.x2)
         K.softmax(rows.x2, grow, gx.buf, _nt(a))
         grads["x"] = gx.result()
+    return value, grads
+
+
+def _logsumexp_axes(a, wrt, grad_output, grad_out):
+    """logsumexp over several axes (or all, axis=None): the reduced axes are moved last and
+    flattened into one row, then the one-axis kernel runs on those rows."""
+    x, rd = V.float_array(a["x"], "x")
+    axes = V.check_axes(a["axis"], x.ndim)
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if len(axes) == 1:
+        return logsumexp_impl(dict(a, x=a["x"], axis=axes[0]), wrt, grad_output, grad_out)
+    keep = bool(a["keepdims"])
+    k = len(axes)
+    xm = np.moveaxis(x, axes, range(x.ndim - k, x.ndim))
+    flat = xm.reshape(xm.shape[:x.ndim - k] + (-1,))
+    kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape)) if keep else flat.shape[:-1]
+    if np.asarray(a["x"]).ndim == 0:
+        kept = ()
+    out = V.check_out(a["out"], kept, rd)
+    inner = dict(a, x=flat.astype(rd) if rd != flat.dtype and rd.itemsize == 2 else flat,
+                 axis=-1, keepdims=False, out=None)
+    g_inner = None
+    if wrt and grad_output is not None:
+        g_inner = np.reshape(V.check_grad_output(grad_output, kept, flat.dtype), flat.shape[:-1])
+    value, grads = logsumexp_impl(inner, wrt, g_inner, None)
+    value = _finish(np.reshape(value, kept), rd, out)
+    if wrt:
+        gx = np.moveaxis(grads["x"].reshape(xm.shape), range(x.ndim - k, x.ndim), axes)
+        gx = gx.reshape(np.shape(a["x"]))
+        if grad_out is not None and "x" in grad_out:
+            tgt = V.check_out(grad_out["x"], gx.shape, rd, name="grad_out")
+            np.copyto(tgt, gx, casting="unsafe")
+            gx = tgt
+        grads = {"x": gx}
     return value, grads
 
 

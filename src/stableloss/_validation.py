@@ -99,6 +99,20 @@ def check_axis(axis, ndim, name="axis"):
     return ax % nd
 
 
+def check_axes(axis, ndim, name="axis"):
+    """An int, a tuple/list of distinct ints, or None (all axes) -> a sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(max(ndim, 1)))
+    if isinstance(axis, (tuple, list)):
+        if len(axis) == 0:
+            raise ValueError(f"{name}: an empty tuple reduces nothing; give at least one axis (None for all)")
+        axes = [check_axis(a, ndim, name) for a in axis]
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{name}: axis {sorted(a for a in axes if axes.count(a) > 1)[0]} appears more than once in {tuple(axis)}")
+        return tuple(sorted(axes))
+    return (check_axis(axis, ndim, name),)
+
+
 def check_reduction(reduction):
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction: {reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}")
