@@ -20,11 +20,14 @@ from ._api import (
     binary_cross_entropy,
     sigmoid,
     log_sigmoid,
+    kl_div,
+    sigmoid_focal_loss,
 )
 
 __all__ = [
     "logsumexp", "softmax", "log_softmax", "softmax_cross_entropy", "nll_loss",
-    "sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid", "log_sigmoid",
+    "sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid", "log_sigmoid", "kl_div",
+    "sigmoid_focal_loss",
     "value_and_grad", "grad", "show_config", "get_num_threads", "set_num_threads",
     "LabelError", "AxisError", "MisuseWarning", "set_misuse_warnings", "__version__",
 ]

@@ -201,3 +201,37 @@ def log_sigmoid(x, *, out=None, n_threads=None):
     :math:`-e^{-40}(1 - \dots)`, ``log_sigmoid(-40)`` is :math:`-40 - e^{-40}\dots`;
     never 0 or -inf where the true value is finite."""
     return D.log_sigmoid_impl(_args(x=x, out=out, n_threads=n_threads), (), None)[0]
+
+
+@differentiable("log_probs", impl=D.kl_div_impl)
+def kl_div(log_probs, target, *, log_target=False, reduction="mean", out=None, n_threads=None):
+    r"""Pointwise Kullback-Leibler divergence :math:`t\,(\log t - x)` with `x` = `log_probs`
+    (`log_target=True`: target given as log-probabilities, :math:`e^t (t - x)`).
+
+    `log_probs` and `target` broadcast against each other. A zero target contributes 0
+    (:math:`0 \log 0 = 0`) unless `x` is not finite (then NaN, as PyTorch); a negative
+    target gives NaN; with `log_target`, a target of -inf gives NaN (PyTorch's
+    :math:`e^{t}(t - x)`). Where :math:`\log t \approx x` the result is a small difference of
+    rounded numbers (the rounding of :math:`\log t` bounds its relative accuracy), as in PyTorch.
+    "mean" divides by the number of elements. Gradient wrt `log_probs`: :math:`-t`
+    (:math:`-e^t`), summed over broadcast axes. Elementwise NumPy over the broadcast
+    shape (no dedicated kernel).
+    """
+    return D.kl_div_impl(_args(log_probs=log_probs, target=target, log_target=log_target,
+                               reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
+
+
+@differentiable("logits", impl=D.sigmoid_focal_loss_impl)
+def sigmoid_focal_loss(logits, labels, *, alpha=0.25, gamma=2.0, reduction="mean", out=None, n_threads=None):
+    r"""Focal loss on logits (Lin et al. 2017):
+    :math:`\ell = \alpha_t\,(1 - p_t)^\gamma\,\mathrm{BCE}(x, z)` with :math:`p = \sigma(x)`,
+    :math:`p_t = p z + (1 - p)(1 - z)`, :math:`\alpha_t = \alpha z + (1 - \alpha)(1 - z)`
+    (no balancing when `alpha` is None or negative, as torchvision).
+
+    The BCE term comes from the exact BCE-with-logits kernel and :math:`1 - p_t` from
+    :math:`\sigma(x)(1 - z) + \sigma(-x) z`, so neither tail cancels. Gradient wrt logits:
+    :math:`\alpha_t[(\sigma(x) - z)(1-p_t)^\gamma + \mathrm{BCE}\,\gamma(1-p_t)^{\gamma-1}
+    \sigma(x)\sigma(-x)(1 - 2z)]`. "mean" divides by the number of elements.
+    """
+    return D.sigmoid_focal_loss_impl(_args(logits=logits, labels=labels, alpha=alpha, gamma=gamma,
+                                           reduction=reduction, out=out, n_threads=n_threads), (), None)[0]

@@ -475,3 +475,124 @@ def sigmoid_impl(a, wrt, grad_output, grad_out=None):
 
 def log_sigmoid_impl(a, wrt, grad_output, grad_out=None):
     return _sigmoid_like(a, wrt, grad_output, True, grad_out)
+
+
+# ---------------------------------------------------------------- KL divergence, focal loss
+# Elementwise compositions in NumPy over one broadcast (documented in docs/api.md): a few
+# passes over memory, no new kernel; their rows are not the hot path of any shape we
+# benchmark.
+def _sum_to(g, shape):
+    """Sum a broadcast gradient back to an argument's shape."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(lead))) if lead else g
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
+def _elementwise_reduce(loss, red, out, rd):
+    if red == "none":
+        return _finish(loss, rd, out)
+    total = float(np.sum(loss, dtype=np.float64))
+    if red == "sum":
+        return rd.type(total)
+    with np.errstate(invalid="ignore"):
+        return rd.type(total / loss.size if loss.size else math.nan)
+
+
+def _broadcast_pair(a, xname, tname):
+    x, rd = V.float_array(a[xname], xname)
+    t = np.asarray(a[tname])
+    if t.dtype.kind not in "biuf" and t.dtype.name != "bfloat16":
+        raise TypeError(f"{tname}: expected a real numeric array, got dtype {t.dtype}")
+    try:
+        shape = np.broadcast_shapes(x.shape, t.shape)
+    except ValueError:
+        raise ValueError(f"{tname}: shape {t.shape} does not broadcast with the {xname}' shape {x.shape}") from None
+    return x, V.as_compute(t, x.dtype, tname), rd, shape
+
+
+def kl_div_impl(a, wrt, grad_output, grad_out=None):
+    x, t, rd, shape = _broadcast_pair(a, "log_probs", "target")
+    red = V.check_reduction(a["reduction"])
+    _check_reduced_out(a["out"], red)
+    out = V.check_out(a["out"], shape, rd) if red == "none" else None
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if a["log_target"]:
+            et = np.exp(t)
+            loss = et * (t - x)                      # t = -inf (a zero probability): NaN, as torch
+        else:
+            et = t
+            loss = t * (np.log(t) - x)
+            loss = np.where(t == 0, -(t * x) + 0.0, loss)   # 0 log 0 = 0; 0 * (+-inf or NaN) = NaN
+    loss = np.broadcast_to(loss, shape)
+    value = _elementwise_reduce(loss, red, out, rd)
+    grads = {}
+    if wrt:
+        if red == "none":
+            g = V.check_grad_output(grad_output, shape, x.dtype)
+            gs = 1.0 if g is None else g
+        else:
+            g0 = _scalar_grad(grad_output)
+            n = math.prod(shape)
+            gs = g0 if red == "sum" else (g0 / n if n else math.nan)
+        gx = _sum_to(np.broadcast_to(-et * gs, shape), x.shape).astype(x.dtype, copy=False)
+        grads["log_probs"] = _deliver(gx, grad_out, "log_probs", x.shape, rd)
+    return value, grads
+
+
+def _deliver(g, grad_out, name, shape, rd):
+    if grad_out is not None and name in grad_out:
+        tgt = V.check_out(grad_out[name], tuple(shape), rd, name="grad_out")
+        np.copyto(tgt, g, casting="unsafe")
+        return tgt
+    return g.astype(rd) if g.dtype != rd else np.ascontiguousarray(g)
+
+
+def sigmoid_focal_loss_impl(a, wrt, grad_output, grad_out=None):
+    x, rd = V.float_array(a["logits"], "logits")
+    cd = x.dtype
+    red = V.check_reduction(a["reduction"])
+    _check_reduced_out(a["out"], red)
+    z = V.as_compute(a["labels"], cd, "labels")
+    V.same_shape(z, x.shape, "labels", "the logits'")
+    alpha, gamma = a["alpha"], float(a["gamma"])
+    if alpha is not None:
+        alpha = float(alpha)
+    if not gamma >= 0:
+        raise ValueError(f"gamma: must be >= 0, got {gamma}")
+    out = V.check_out(a["out"], x.shape, rd) if red == "none" else None
+    nt = _nt(a)
+    ce = np.empty(x.shape, cd)
+    xc = V.contiguous(x)
+    zc = V.contiguous(z)
+    K.bce_logits(xc, zc, x.shape[-1] if x.ndim else 1, None, None, ce, None, None, 1.0, None, nt)
+    s = np.empty(x.shape, cd)
+    sn = np.empty(x.shape, cd)
+    K.sigmoid(xc, s, False, nt)
+    K.sigmoid(np.negative(xc), sn, False, nt)          # 1 - sigma(x), without cancellation
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        u = s * (1 - zc) + sn * zc                      # 1 - p_t
+        fac = u ** gamma if gamma != 0 else np.ones_like(u)
+        at = 1.0 if alpha is None or alpha < 0 else alpha * zc + (1 - alpha) * (1 - zc)
+        loss = at * ce * fac
+    value = _elementwise_reduce(loss, red, out, rd)
+    grads = {}
+    if wrt:
+        if red == "none":
+            g = V.check_grad_output(grad_output, x.shape, cd)
+            gs = 1.0 if g is None else g
+        else:
+            g0 = _scalar_grad(grad_output)
+            gs = g0 if red == "sum" else (g0 / x.size if x.size else math.nan)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            dce = s * (1 - zc) - zc * sn                 # sigma(x) - t, exact at t = 1
+            if gamma == 0:
+                dfac = 0.0
+            else:
+                du = s * sn * (1 - 2 * zc)
+                dfac = np.where(du == 0, 0.0, gamma * u ** (gamma - 1) * du)
+            gx = (gs * at * (dce * fac + ce * dfac)).astype(cd, copy=False)
+        grads["logits"] = _deliver(gx, grad_out, "logits", x.shape, rd)
+    return value, grads
