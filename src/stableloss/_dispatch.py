@@ -547,7 +547,10 @@ def _deliver(g, grad_out, name, shape, rd):
         tgt = V.check_out(grad_out[name], tuple(shape), rd, name="grad_out")
         np.copyto(tgt, g, casting="unsafe")
         return tgt
-    return g.astype(rd) if g.dtype != rd else np.ascontiguousarray(g)
+    g = np.asarray(g)
+    if g.dtype != rd:
+        return g.astype(rd)
+    return g if g.flags.c_contiguous and g.flags.writeable else np.array(g, order="C")
 
 
 def sigmoid_focal_loss_impl(a, wrt, grad_output, grad_out=None):

@@ -25,7 +25,12 @@ class LabelError(IndexError, ValueError):
     """A class label outside [0, C) that is not the ignore index.
 
     Subclasses both IndexError (what PyTorch raises) and ValueError (what NumPy
-    users expect for a bad value)."""
+    users expect for a bad value). ``value`` and ``index`` (when known) name the first
+    bad label, so front ends can word the message as their framework does."""
+
+    def __init__(self, message, value=None, index=None):
+        super().__init__(message)
+        self.value, self.index = value, index
 
 
 def _dtype_name(dt):
@@ -153,7 +158,8 @@ def index_labels(labels, expected_shape, name="labels"):
                          f"class axis {tuple(expected_shape)} (or the logits' own shape for probability labels)")
     if lab.dtype == np.uint64 and lab.size and lab.max() > np.iinfo(np.int64).max:
         bad = np.unravel_index(int(np.argmax(lab > np.iinfo(np.int64).max)), lab.shape)
-        raise LabelError(f"{name}: value {int(lab[bad])} at index {tuple(int(i) for i in bad)} is out of range")
+        raise LabelError(f"{name}: value {int(lab[bad])} at index {tuple(int(i) for i in bad)} is out of range",
+                         int(lab[bad]), tuple(int(i) for i in bad))
     return contiguous(lab, np.int64)
 
 
@@ -171,8 +177,8 @@ def check_label_range(lab64, shape, C, has_ignore, ignore_index, name="labels"):
 def raise_bad_label(lab64, shape, flat_pos, C, name="labels"):
     idx = np.unravel_index(flat_pos, shape) if len(shape) else ()
     idx = tuple(int(i) for i in idx)
-    raise LabelError(f"{name}: value {int(lab64.reshape(-1)[flat_pos])} at index {idx} "
-                     f"is out of range for {C} classes")
+    v = int(lab64.reshape(-1)[flat_pos])
+    raise LabelError(f"{name}: value {v} at index {idx} is out of range for {C} classes", v, idx)
 
 
 def class_weight(weight, C, dtype, name="weight"):

@@ -1,0 +1,419 @@
+"""``stableloss.torch.nn.functional``: torch.nn.functional's softmax and loss functions,
+same names, parameters, defaults, warnings, errors and results, computed by the fused
+stableloss kernels.
+
+Inputs: NumPy arrays, anything ``np.asarray`` takes, or CPU ``torch.Tensor``s (read
+zero-copy). Results are NumPy arrays (NumPy scalars for reduced losses) for NumPy input
+and tensors for tensor input. Gradients: ``stableloss.value_and_grad(f)(...)`` with
+respect to ``input`` (argument 0). Differences from torch, all intended and documented
+in ``docs/torch.md``: array-likes are accepted (torch demands tensors); any integer
+dtype is accepted for class-index targets (torch: int64/uint8 only); a float32 input
+with float64 probability targets is computed in float64 (torch: log_softmax in
+float32); confident-correct rows get their true tiny loss and target gradient where
+torch returns exactly 0.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from ... import _dispatch as D
+from ... import _validation as V
+from ..._grad import register
+from .._common import (Args, check_dim, check_int, check_reduction, legacy_reduction, np_dtype,
+                       relabel, require_float, resolve_reduction, size_str, torch_name)
+
+__all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid"]
+
+
+def _grads(A, grads, mapping):
+    return {ours: A.wrap(grads[core]) for core, ours in mapping.items() if core in grads}
+
+
+def _core_grad_out(grad_out, mapping):
+    if not grad_out:
+        return None
+    inv = {ours: core for core, ours in mapping.items()}
+    return {inv[k]: v for k, v in grad_out.items() if k in inv}
+
+
+# ------------------------------------------------------------------ softmax family
+def _implicit_dim(name, ndim, stacklevel):
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                  f"Change the call to include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _softmax_like(a, wrt, grad_output, grad_out, log):
+    A = Args(a, ("input",))
+    x = np.asarray(A["input"])
+    in_dtype = x.dtype
+    if a["dtype"] is not None:
+        x = x.astype(np_dtype(a["dtype"]))
+    name = "log_softmax" if log else "softmax"
+    dim = a["dim"]
+    if dim is None:
+        dim = _implicit_dim(name, x.ndim, a["_stacklevel"] + 1)
+    dim = check_dim(dim, x.ndim)
+    if x.dtype.kind in "biu":
+        last = "lastdim_" if dim == max(x.ndim, 1) - 1 else ""
+        raise NotImplementedError(f'"{name}_{last}kernel_impl" not implemented for \'{torch_name(x.dtype)}\'')
+    impl = D.log_softmax_impl if log else D.softmax_impl
+    value, grads = impl(dict(x=x, axis=dim, out=None, n_threads=None), ("x",) if wrt else (),
+                        grad_output, _core_grad_out(grad_out, {"x": "input"}))
+    if "x" in grads and grads["x"].dtype != in_dtype and in_dtype.kind == "f":
+        grads["x"] = grads["x"].astype(in_dtype)           # the gradient comes back in the input's dtype
+    return A.wrap(value), _grads(A, grads, {"x": "input"})
+
+
+def _softmax_impl(a, wrt, grad_output, grad_out=None):
+    return _softmax_like(a, wrt, grad_output, grad_out, False)
+
+
+def _log_softmax_impl(a, wrt, grad_output, grad_out=None):
+    return _softmax_like(a, wrt, grad_output, grad_out, True)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.softmax: ``exp(x - logsumexp(x, dim))`` along `dim`.
+
+    ``dim=None`` warns (UserWarning) and picks 0 for 0-, 1- and 3-D inputs, else 1 --
+    torch's implicit rule. `dtype` casts the input first; the gradient comes back in the
+    input's dtype. Integer input without `dtype` raises NotImplementedError as torch.
+    """
+    return _softmax_impl(dict(input=input, dim=dim, _stacklevel=_stacklevel, dtype=dtype), (), None)[0]
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """torch.nn.functional.log_softmax, computed as ``(x - m) - log1p(s')``: the winning
+    class keeps its digits where torch's ``x - lse`` is only absolutely accurate."""
+    return _log_softmax_impl(dict(input=input, dim=dim, _stacklevel=_stacklevel, dtype=dtype), (), None)[0]
+
+
+# ------------------------------------------------------------------ index targets
+def _index_target(x, t, fn):
+    """torch's checks of a class-index target against the input; returns (target in the
+    core's layout, class axis)."""
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {torch_name(t.dtype)}")
+    if x.ndim == 1:
+        if t.size != 1 or t.ndim > 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.size}")
+        return t.reshape(()), 0
+    if x.ndim == 2 and t.ndim != 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if t.ndim >= 1 and t.shape[0] != x.shape[0]:
+        raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
+    expected = (x.shape[0],) + x.shape[2:]
+    if t.shape != expected:
+        if x.ndim == 4:
+            raise RuntimeError(f"size mismatch (got input: {list(x.shape)} , target: {list(t.shape)}")
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(t.shape)}")
+    return t, 1
+
+
+def _class_weight(w, C, prefix=""):
+    if w is None:
+        return None
+    w = np.asarray(w)
+    if w.shape != (C,):
+        raise RuntimeError(f"{prefix}weight tensor should be defined either for all {C} classes or no classes "
+                           f"but got weight tensor of shape: {list(w.shape)}")
+    return w
+
+
+def _nan_rows_for_ignored(g, x, t, axis, ii):
+    """torch's log_softmax backward multiplies the ignored rows' zero upstream by their
+    softmax: a NaN, +inf or all -inf row there gives a NaN gradient row. Reproduced."""
+    ign = t == ii
+    if not ign.any():
+        return
+    xr = np.moveaxis(x, axis, -1)[ign]
+    with np.errstate(invalid="ignore"):
+        bad = np.isnan(xr).any(-1) | (xr == np.inf).any(-1) | ((xr == -np.inf).all(-1) if xr.shape[-1] else False)
+    if np.any(bad):
+        pos = tuple(i[bad] for i in np.nonzero(ign))
+        np.moveaxis(g, axis, -1)[pos] = np.nan
+
+
+def _cross_entropy_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "target", "weight"))
+    red = resolve_reduction(a)
+    eps = a["label_smoothing"]
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"cross_entropy_loss(): argument 'label_smoothing' (position 8) must be float, "
+                        f"not {type(eps).__name__}")
+    eps = float(eps)
+    if eps > 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {eps}")
+    eps = max(eps, 0.0)                                   # torch: negative means no smoothing
+    ii = check_int(a["ignore_index"], "ignore_index", "cross_entropy_loss", 5)
+    x, t = np.asarray(A["input"]), np.asarray(A["target"])
+    require_float(x, "log_softmax_lastdim_kernel_impl")
+    mapping = {"logits": "input"}
+    if t.shape == x.shape:                                # probability targets: the shape decides
+        if t.dtype.kind != "f" and t.dtype.name != "bfloat16":
+            raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                               f"{torch_name(t.dtype)}")
+        if x.ndim == 0:
+            raise IndexError("Dimension specified as 1 but tensor has no dimensions")
+        if ii >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
+        axis = 0 if x.ndim == 1 else 1
+        w = _class_weight(A["weight"], x.shape[axis], "cross_entropy: ")
+        rd = np.result_type(x.dtype, t.dtype) if x.dtype.itemsize != 2 and t.dtype.itemsize != 2 else x.dtype
+        if rd != x.dtype:
+            x = x.astype(rd)                              # torch's result is the promoted dtype
+        core = dict(logits=x, labels=t, axis=axis, weight=w, ignore_index=None, label_smoothing=eps,
+                    reduction=red, out=None, n_threads=None)
+        has_ii = False
+    else:
+        if x.ndim == 0:
+            raise IndexError("Dimension specified as 1 but tensor has no dimensions")
+        t, axis = _index_target(x, t, "cross_entropy")
+        w = _class_weight(A["weight"], x.shape[axis])
+        core = dict(logits=x, labels=t, axis=axis, weight=w, ignore_index=ii, label_smoothing=eps,
+                    reduction=red, out=None, n_threads=None)
+        has_ii = True
+    try:
+        value, grads = D.softmax_cross_entropy_impl(core, ("logits",) if wrt else (), grad_output,
+                                                    _core_grad_out(grad_out, mapping))
+    except V.LabelError as e:
+        raise relabel(e) from None
+    if has_ii and "logits" in grads and x.size:
+        _nan_rows_for_ignored(grads["logits"], x, t, axis, ii)
+    return A.wrap(value), _grads(A, grads, mapping)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """torch.nn.functional.cross_entropy, fused: class-index targets (shape of `input`
+    without the class dim 1) or class probabilities (`input`'s shape), `weight`,
+    `ignore_index`, `reduction`, `label_smoothing` with torch's definitions (see
+    ``docs/torch.md``). Confident-correct rows return their true loss (e.g. 3.9e-22),
+    where torch returns 0."""
+    return _cross_entropy_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
+                                    ignore_index=ignore_index, reduce=reduce, reduction=reduction,
+                                    label_smoothing=label_smoothing), (), None)[0]
+
+
+def _nll_loss_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "target", "weight"))
+    red = resolve_reduction(a)
+    ii = check_int(a["ignore_index"], "ignore_index", "nll_loss_nd", 5)
+    x, t = np.asarray(A["input"]), np.asarray(A["target"])
+    if x.ndim == 0:
+        raise ValueError(f"Expected 1 or more dimensions (got {x.ndim})")
+    require_float(x, "nll_loss_out_frame")
+    if t.shape == x.shape and x.ndim >= 2:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    t, axis = _index_target(x, t, "nll_loss")
+    w = _class_weight(A["weight"], x.shape[axis])
+    mapping = {"log_probs": "input"}
+    try:
+        value, grads = D.nll_loss_impl(dict(log_probs=x, labels=t, axis=axis, weight=w, ignore_index=ii,
+                                            reduction=red, out=None, n_threads=None),
+                                       ("log_probs",) if wrt else (), grad_output, _core_grad_out(grad_out, mapping))
+    except V.LabelError as e:
+        raise relabel(e) from None
+    return A.wrap(value), _grads(A, grads, mapping)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """torch.nn.functional.nll_loss: ``-w[y] * input[y]`` per position, input taken as given."""
+    return _nll_loss_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
+                               ignore_index=ignore_index, reduce=reduce, reduction=reduction), (), None)[0]
+
+
+# ------------------------------------------------------------------ binary losses
+def _elem_weight(w, shape, name):
+    if w is None:
+        return None
+    w = np.asarray(w)
+    try:
+        b = np.broadcast_shapes(w.shape, tuple(shape))
+    except ValueError:
+        raise RuntimeError(f"{name}: the size of tensor a {tuple(w.shape)} must match the size of tensor b "
+                           f"{tuple(shape)} at every non-singleton dimension") from None
+    if b != tuple(shape):
+        raise RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape {list(b)}")
+    return w
+
+
+def _bce_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "target", "weight"))
+    red = resolve_reduction(a)
+    x, t = np.asarray(A["input"]), np.asarray(A["target"])
+    if t.shape != x.shape:
+        raise ValueError(f"Using a target size ({size_str(t.shape)}) that is different to the input size "
+                         f"({size_str(x.shape)}) is deprecated. Please ensure they have the same size.")
+    require_float(x, "binary_cross_entropy")
+    for arr, what in ((x, "input"), (t, "target")):
+        with np.errstate(invalid="ignore"):
+            if arr.size and not (np.all(arr >= 0) and np.all(arr <= 1)):
+                raise RuntimeError(f"all elements of {what} should be between 0 and 1")
+    w = _elem_weight(A["weight"], x.shape, "weight")
+    mapping = {"probs": "input"}
+    value, grads = D.binary_cross_entropy_impl(
+        dict(probs=x, labels=t, weight=w, reduction=red, out=None, policy="clamp", epsilon=None, n_threads=None),
+        ("probs",) if wrt else (), grad_output, _core_grad_out(grad_out, mapping))
+    return A.wrap(value), _grads(A, grads, mapping)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """torch.nn.functional.binary_cross_entropy: each log clamped at -100, gradient
+    ``w (x - t) / max(x (1 - x), 1e-12f)`` (torch's float32 floor, also in float64)."""
+    return _bce_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
+                          reduce=reduce, reduction=reduction), (), None)[0]
+
+
+def _bce_logits_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "target", "weight", "pos_weight"))
+    red = resolve_reduction(a)
+    x, t = np.asarray(A["input"]), np.asarray(A["target"])
+    if t.shape != x.shape:
+        raise ValueError(f"Target size ({size_str(t.shape)}) must be the same as input size ({size_str(x.shape)})")
+    require_float(x, "log_sigmoid_cpu")
+    if t.dtype.kind in "biu":
+        raise RuntimeError(f"result type Float can't be cast to the desired output type {torch_name(t.dtype)}")
+    rd = np.result_type(x.dtype, t.dtype) if x.dtype.itemsize != 2 and t.dtype.itemsize != 2 else x.dtype
+    if rd != x.dtype:
+        x = x.astype(rd)
+    w = _elem_weight(A["weight"], x.shape, "weight")
+    pw = _elem_weight(A["pos_weight"], x.shape, "pos_weight")
+    mapping = {"logits": "input"}
+    core = dict(logits=x, labels=t, weight=w, pos_weight=pw, reduction=red, out=None, n_threads=None)
+    nonfinite = x.size and not (np.isfinite(np.max(x)) and np.isfinite(np.min(x)))
+    if not nonfinite:
+        value, grads = D.sigmoid_cross_entropy_impl(core, ("logits",) if wrt else (), grad_output,
+                                                    _core_grad_out(grad_out, mapping))
+        return A.wrap(value), _grads(A, grads, mapping)
+    # torch evaluates (1 - t) x - lw logsigmoid(x) literally: at x = +-inf that is NaN
+    # (0 * inf, or -inf + inf) or +inf, where the exact core returns the limit. Reproduced.
+    loss, grads = D.sigmoid_cross_entropy_impl(dict(core, reduction="none"), ("logits",) if wrt else (),
+                                               1.0 if red != "none" else grad_output, None)
+    loss = np.array(loss, dtype=np.float64 if loss.dtype.itemsize == 2 else loss.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        inf = np.isinf(x)
+        xi, ti = x[inf].astype(loss.dtype), np.asarray(t, loss.dtype)[inf]
+        pwi = 1.0 if pw is None else np.broadcast_to(np.asarray(pw, loss.dtype), x.shape)[inf]
+        wi = 1.0 if w is None else np.broadcast_to(np.asarray(w, loss.dtype), x.shape)[inf]
+        ls = np.where(xi > 0, 0.0, -np.inf)                # logsigmoid(+-inf)
+        loss[inf] = wi * ((1 - ti) * xi - (1 + (pwi - 1) * ti) * ls)
+    rdt = np.asarray(A["input"]).dtype if rd == x.dtype and np.asarray(A["input"]).dtype.itemsize == 2 else rd
+    if red == "none":
+        value = loss.astype(rdt)
+    else:
+        total = float(np.sum(loss, dtype=np.float64))
+        value = np.dtype(rdt).type(total if red == "sum" else (total / loss.size))
+    if "logits" in grads and red != "none":
+        from ..._dispatch import _scalar_grad
+        g0 = _scalar_grad(grad_output)
+        scale = g0 if red == "sum" else g0 / x.size
+        if scale != 1.0:
+            grads["logits"] = (grads["logits"] * np.asarray(scale, grads["logits"].dtype)).astype(grads["logits"].dtype)
+    if grad_out and "input" in grad_out and "logits" in grads:
+        np.copyto(grad_out["input"], grads["logits"], casting="unsafe")
+        grads["logits"] = grad_out["input"]
+    return A.wrap(value), _grads(A, grads, mapping)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    """torch.nn.functional.binary_cross_entropy_with_logits, exact in both tails (torch's
+    loss cancels for t = 0, x << 0 and its gradient for t = 1, x >> 0). `weight` and
+    `pos_weight` broadcast right-aligned to the input, as torch."""
+    return _bce_logits_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
+                                 reduce=reduce, reduction=reduction, pos_weight=pos_weight), (), None)[0]
+
+
+# ------------------------------------------------------------------ kl_div
+_KL_MEAN_WARNING = ("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                    "'mean' will be changed to behave the same as 'batchmean' in the next major release.")
+
+
+def _kl_div_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "target"))
+    x, t = np.asarray(A["input"]), np.asarray(A["target"])
+    if x.dtype.kind in "biu" or t.dtype.kind in "biu":
+        raise RuntimeError("kl_div: Integral inputs not supported.")
+    if a["size_average"] is not None or a["reduce"] is not None:
+        red = legacy_reduction(a["size_average"], a["reduce"])
+    else:
+        if a["reduction"] == "mean":
+            warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=3)
+        red = check_reduction(a["reduction"], ("none", "mean", "sum", "batchmean"))
+    if x.dtype.itemsize != 2 and t.dtype.itemsize != 2:
+        rd = np.result_type(x.dtype, t.dtype)
+        if rd != x.dtype:
+            x = x.astype(rd)
+    batchmean = red == "batchmean"
+    n0 = x.shape[0] if x.ndim else 1
+    go = grad_output
+    if batchmean and wrt:
+        from ..._dispatch import _scalar_grad
+        go = _scalar_grad(grad_output) / n0 if n0 else math.nan
+    mapping = {"log_probs": "input"}
+    value, grads = D.kl_div_impl(dict(log_probs=x, target=t, log_target=bool(a["log_target"]),
+                                      reduction="sum" if batchmean else red, out=None, n_threads=None),
+                                 ("log_probs",) if wrt else (), go, _core_grad_out(grad_out, mapping))
+    if batchmean and x.ndim:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = value.dtype.type(np.float64(value) / n0) if n0 else value.dtype.type(math.nan)
+    return A.wrap(value), _grads(A, grads, mapping)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """torch.nn.functional.kl_div: pointwise ``t (log t - input)`` (``exp(t) (t - input)``
+    with `log_target`), reductions incl. ``'batchmean'`` (sum / input.shape[0]); ``'mean'``
+    warns as torch does."""
+    return _kl_div_impl(dict(input=input, target=target, size_average=size_average, reduce=reduce,
+                             reduction=reduction, log_target=log_target), (), None)[0]
+
+
+# ------------------------------------------------------------------ sigmoid pair
+def _sigmoid_like(a, wrt, grad_output, grad_out, log):
+    A = Args(a, ("input",))
+    x = np.asarray(A["input"])
+    if x.dtype.kind in "biu":
+        if log:
+            raise NotImplementedError(f'"log_sigmoid_cpu" not implemented for \'{torch_name(x.dtype)}\'')
+        x = x.astype(np.float32)                          # torch.sigmoid promotes integers to float32
+    impl = D.log_sigmoid_impl if log else D.sigmoid_impl
+    value, grads = impl(dict(x=x, out=None, n_threads=None), ("x",) if wrt else (), grad_output,
+                        _core_grad_out(grad_out, {"x": "input"}))
+    return A.wrap(value), _grads(A, grads, {"x": "input"})
+
+
+def _sigmoid_impl(a, wrt, grad_output, grad_out=None):
+    return _sigmoid_like(a, wrt, grad_output, grad_out, False)
+
+
+def _logsigmoid_impl(a, wrt, grad_output, grad_out=None):
+    return _sigmoid_like(a, wrt, grad_output, grad_out, True)
+
+
+def sigmoid(input):
+    """torch.nn.functional.sigmoid, exact in both tails."""
+    return _sigmoid_impl(dict(input=input), (), None)[0]
+
+
+def logsigmoid(input):
+    """torch.nn.functional.logsigmoid: ``-softplus(-x)``, never 0 or -inf where the true
+    value is finite."""
+    return _logsigmoid_impl(dict(input=input), (), None)[0]
+
+
+IMPLS = {
+    softmax: _softmax_impl, log_softmax: _log_softmax_impl, cross_entropy: _cross_entropy_impl,
+    nll_loss: _nll_loss_impl, binary_cross_entropy: _bce_impl,
+    binary_cross_entropy_with_logits: _bce_logits_impl, kl_div: _kl_div_impl,
+    sigmoid: _sigmoid_impl, logsigmoid: _logsigmoid_impl,
+}
+for _f, _impl in IMPLS.items():
+    register(_f, _impl, ("input",))
