@@ -60,6 +60,7 @@ class _Bridge(torch.autograd.Function):
     def backward(ctx, g):
         if ctx.saved_grad is not None:
             gr = to_tensor(ctx.saved_grad)
+            ctx.saved_grad = None      # sole owner: autograd can take the buffer as x.grad, no copy
             if not (g.numel() == 1 and float(g) == 1.0):
                 gr = gr * g.to(gr.dtype)
             return gr.to(ctx.dtype), None
