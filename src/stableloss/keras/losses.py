@@ -291,10 +291,11 @@ def _cfce(yt, yp, cd, alpha, gamma, from_logits, label_smoothing, axis, cot, cal
                                fix="pass from_logits=True")
         p = yp
     want = () if G is None else ("probs",)
-    a = np.asarray(alpha)
+    if isinstance(alpha, (list, tuple)):    # Keras converts a list to a floatx tensor first
+        alpha = np.asarray(alpha, dtype=_np_dtype(_config.floatx()))
     loss, g = D.clipped_categorical_impl(
-        dict(probs=p, labels=yt, axis=ax, lo=lo, hi=hi, renormalize=True, gamma=gamma,
-             alpha=a if a.dtype.kind in "biuf" else alpha), want, G)
+        dict(probs=p, labels=yt, axis=ax, lo=lo, hi=hi, renormalize=True, gamma=gamma, alpha=alpha),
+        want, G)
     g = g["probs"] if want else None
     if g is not None and from_logits:
         g = D.softmax_impl(dict(x=yp, axis=ax, out=None, n_threads=None), ("x",), g)[1]["x"]
@@ -318,7 +319,7 @@ def _run_function(kind, a, wrt, grad_output):
             return None
         g = np.ones(shape, cd) if grad_output is None else np.asarray(grad_output, dtype=cd)
         try:
-            return np.ascontiguousarray(np.broadcast_to(g, shape))
+            return np.array(np.broadcast_to(g, shape))     # (ascontiguousarray would make 0-d 1-d)
         except ValueError:
             raise ValueError(f"grad_output: shape {g.shape} does not match the output shape {shape}") from None
 
@@ -497,8 +498,7 @@ class _Reducer:
             g = np.broadcast_to(g0, self.wshape)
         with np.errstate(all="ignore"):
             dv = g if self.w is None else g * self.w
-        return np.ascontiguousarray(_sum_to(np.broadcast_to(dv, self.wshape), self.vshape)
-                                    .reshape(self.shape).astype(cd))
+        return np.array(_sum_to(np.broadcast_to(dv, self.wshape), self.vshape).reshape(self.shape), dtype=cd)
 
 
 # ---------------------------------------------------------------- the classes
