@@ -313,6 +313,8 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         denom = rows.N
         if gx is not None:
             grads["logits"] = gx.result()
+            if a.get("tf_grad"):
+                grads["logits"] = _tf_prob_grad(grads["logits"], rows, t2, w, eps, gscale, grow, cd, rd, nt)
         if gt is not None:
             grads["labels"] = gt.result()
     else:
@@ -337,6 +339,23 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
             grads["logits"] = gx.result() if half is None else rows.from_rows(g2).view(rd)
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
     return value, grads
+
+
+def _tf_prob_grad(g, rows, t2, w, eps, gscale, grow, cd, rd, nt):
+    """Private key "tf_grad" (TF/Keras mirrors): TensorFlow's kernel returns the logits
+    gradient softmax - q whatever the label rows sum to (semantics doc §4), where the
+    true derivative, which the kernel computes, is (Σ_c w_c q_c)·softmax - w·q. A NumPy
+    composition (one softmax pass) adds the difference (1 - Σ_c w_c q_c)·softmax, scaled
+    like the rest; for rows summing to 1 it is zero up to rounding."""
+    p2 = np.empty((rows.N, rows.C), cd)
+    K.softmax(rows.x2, None, p2, nt)
+    q = (1.0 - eps) * t2.astype(np.float64) + (eps / rows.C if rows.C else 0.0)
+    Q = np.sum(q if w is None else q * w, axis=1)
+    r = (1.0 - Q) * (gscale if grow is None else grow)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fix = rows.from_rows((p2 * r[:, None]).astype(cd))
+        res = (g.astype(cd) + fix).astype(rd)
+    return res
 
 
 def nll_loss_impl(a, wrt, grad_output, grad_out=None):
@@ -442,12 +461,19 @@ def binary_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     eps = float(eps)
     if not (eps >= 0) or (policy == "clip" and eps >= 0.5):
         raise ValueError(f"epsilon: must be >= 0 (and < 0.5 for 'clip'), got {eps}")
+    # Private keys for mirrors (not on the public signature): "clip_max", the upper clip
+    # bound when it is not 1 - epsilon (Keras rounds both bounds to the tensor dtype:
+    # float32 [1e-7, 0.99999988]); "check_range"=False clips values outside [0, 1] (and
+    # lets NaN through) instead of raising, as Keras does.
+    hi = a.get("clip_max")
+    hi = -1.0 if hi is None or policy != "clip" else float(hi)
     x, z, w, cd, rd, red, out, Klen = _binary_prep(a, "probs")
-    V.check_probabilities(x, "probs")
+    if a.get("check_range", True):
+        V.check_probabilities(x, "probs")
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = _Grad("probs", grad_out, None, cd, rd, x.shape, a, ("labels", "weight"), x) if "probs" in wrt else None
-    total = K.bce_probs(x, z, Klen, w, _POLICIES[policy], eps, loss, gx and gx.buf, gscale, gout, _nt(a))
+    total = K.bce_probs(x, z, Klen, w, _POLICIES[policy], eps, loss, gx and gx.buf, gscale, gout, _nt(a), hi)
     grads = {"probs": gx.result()} if gx is not None else {}
     return _binary_value(loss, total, red, x.size, rd, out), grads
 
@@ -599,3 +625,123 @@ def sigmoid_focal_loss_impl(a, wrt, grad_output, grad_out=None):
             gx = (gs * at * (dce * fac + ce * dfac)).astype(cd, copy=False)
         grads["logits"] = _deliver(gx, grad_out, "logits", x.shape, rd)
     return value, grads
+
+
+# ---------------------------------------------------------------- Keras-style probability inputs
+# NumPy compositions for the Keras mirror's probabilities-in paths (renormalise, clip to the
+# dtype's [eps, 1 - eps], focal factors). They reuse the kernels where the math exists
+# (index-label CE, BCE "clip", sigmoid CE, sigmoid) and follow TensorFlow's operation order
+# for the rest, so values round like TF's float32 graph and NaN/inf gradients appear where
+# TF's do (e.g. (1 - p_t)^0 at p_t = 1 gives a NaN gradient, as TF's Pow gradient does).
+# Each returns the unreduced loss; `grad_output` is its cotangent (default ones).
+def _cotangent(grad_output, shape, cd):
+    g = V.check_grad_output(grad_output, shape, cd)
+    return np.ones(shape, cd) if g is None else g
+
+
+def clipped_categorical_impl(a, wrt, grad_output, grad_out=None):
+    """Keys: probs, labels (probs' shape), axis, lo, hi, renormalize, gamma (None: plain
+    CE), alpha (focal only; broadcast against probs). With q = p / Σ_axis p (renormalize)
+    or p, o = clip(q, lo, hi): loss = -Σ_axis y·log o, or focal
+    Σ_axis (α·(1 - o)^γ)·(-y·log o). The clip passes the gradient for lo <= q <= hi only."""
+    p, rd = V.float_array(a["probs"], "probs")
+    cd = p.dtype
+    ax = V.check_axis(a["axis"], p.ndim)
+    y = V.as_compute(a["labels"], cd, "labels")
+    V.same_shape(y, p.shape, "labels", "the probs'")
+    lo, hi, one = cd.type(a["lo"]), cd.type(a["hi"]), cd.type(1)
+    focal = a.get("gamma") is not None
+    with np.errstate(all="ignore"):
+        s = np.sum(p, axis=ax, keepdims=True) if a["renormalize"] else None
+        q = p / s if s is not None else p
+        o = np.clip(q, lo, hi)
+        lg = np.log(o)
+        if focal:
+            gamma, alpha = cd.type(a["gamma"]), V.as_compute(a["alpha"], cd, "alpha")
+            om = one - o
+            try:
+                W = np.power(om, gamma) * alpha
+            except ValueError:
+                raise ValueError(f"alpha: shape {alpha.shape} does not broadcast to the probs' shape "
+                                 f"{p.shape}") from None
+            cce = -y * lg
+            f = W * cce
+            loss = np.sum(f, axis=ax)
+        else:
+            loss = -np.sum(y * lg, axis=ax)
+        grads = {}
+        if "probs" in wrt:
+            Gk = np.expand_dims(_cotangent(grad_output, loss.shape, cd), ax)
+            if focal:
+                gf = np.broadcast_to(Gk, f.shape)
+                gW, gcce = gf * cce, gf * W
+                go = (gcce * -y) * (one / o) - (gW * alpha) * gamma * np.power(om, gamma - one)
+            else:
+                go = (-Gk * y) * (one / o)
+            go = np.where((q < lo) | (q > hi), cd.type(0), go)
+            gp = go / s + np.sum(go * (-p / s / s), axis=ax, keepdims=True) if s is not None else go
+            grads["probs"] = gp.astype(rd)
+    return loss.astype(rd), grads
+
+
+def clipped_sparse_impl(a, wrt, grad_output, grad_out=None):
+    """Keys: probs, labels (int, probs' shape without the last axis), lo, hi. c = clip(p,
+    lo, hi); loss = lse(log c) - log c_y (TF's sparse kernel on log c, which renormalises
+    the clipped row implicitly): log c in NumPy, then the index-label CE kernel."""
+    p, rd = V.float_array(a["probs"], "probs")
+    cd = p.dtype
+    lo, hi = cd.type(a["lo"]), cd.type(a["hi"])
+    with np.errstate(all="ignore"):
+        c = np.clip(p, lo, hi)
+        lc = np.log(c)
+    args = dict(logits=lc, labels=a["labels"], axis=-1, weight=None, ignore_index=None,
+                label_smoothing=0.0, reduction="none", out=None, n_threads=a.get("n_threads"))
+    if "probs" not in wrt:
+        return softmax_cross_entropy_impl(args, (), None)[0].astype(rd), {}
+    loss, g = softmax_cross_entropy_impl(args, ("logits",), grad_output)
+    with np.errstate(all="ignore"):
+        gp = np.where((p < lo) | (p > hi), cd.type(0), g["logits"] * (cd.type(1) / c))
+    return loss.astype(rd), {"probs": gp.astype(rd)}
+
+
+def binary_focal_impl(a, wrt, grad_output, grad_out=None):
+    """Keys: y_pred, labels (same shape), from_logits, lo, hi, gamma, alpha (None: no class
+    balancing). Elementwise focal BCE as Keras: p = σ(x) (logits) or y_pred;
+    bce = the sigmoid-CE kernel (logits) or the BCE "clip" kernel; p_t = y·p + (1-y)(1-p)
+    from the unclipped p; loss = [w·] (1 - p_t)^γ · bce, w = y·α + (1-y)(1-α)."""
+    x, rd = V.float_array(a["y_pred"], "y_pred")
+    cd = x.dtype
+    y = V.as_compute(a["labels"], cd, "labels")
+    V.same_shape(y, x.shape, "labels", "the y_pred'")
+    one, gamma = cd.type(1), cd.type(a["gamma"])
+    alpha = None if a["alpha"] is None else cd.type(a["alpha"])
+    if a["from_logits"]:
+        p = sigmoid_impl({"x": x, "out": None, "n_threads": a.get("n_threads")}, (), None)[0]
+        bargs = dict(logits=x, labels=y, weight=None, pos_weight=None, reduction="none", out=None,
+                     n_threads=a.get("n_threads"))
+        bimpl, bname = sigmoid_cross_entropy_impl, "logits"
+    else:
+        p = x
+        bargs = dict(probs=x, labels=y, weight=None, reduction="none", out=None, policy="clip",
+                     epsilon=float(a["lo"]), clip_max=float(a["hi"]), check_range=False,
+                     n_threads=a.get("n_threads"))
+        bimpl, bname = binary_cross_entropy_impl, "probs"
+    want = "y_pred" in wrt
+    with np.errstate(all="ignore"):
+        om = one - (y * p + (one - y) * (one - p))
+        F = np.power(om, gamma)
+        wgt = None if alpha is None else y * alpha + (one - y) * (one - alpha)
+        G = _cotangent(grad_output, x.shape, cd) if want else None
+        gfb = None if G is None else (G if wgt is None else G * wgt)
+    bce, gb = bimpl(bargs, (bname,) if want else (), None if G is None else gfb * F)
+    with np.errstate(all="ignore"):
+        fb = F * bce
+        loss = fb if wgt is None else wgt * fb
+        grads = {}
+        if want:
+            g_pt = -((gfb * bce) * gamma * np.power(om, gamma - one))
+            g_p = g_pt * y + -(g_pt * (one - y))
+            gy = gb[bname].astype(cd)
+            gy = gy + (g_p * (p * (one - p)) if a["from_logits"] else g_p)
+            grads["y_pred"] = gy.astype(rd)
+    return loss.astype(rd), grads

@@ -65,9 +65,9 @@ cdef extern from "sl_dispatch.h" nogil:
     double sl_bce_logits_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int,
                                 const double*, int, double*, double*, double*, double, const double*)
     double sl_bce_probs_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int, int,
-                               double, float*, float*, double, const float*)
+                               double, double, float*, float*, double, const float*)
     double sl_bce_probs_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int, int,
-                               double, double*, double*, double, const double*)
+                               double, double, double*, double*, double, const double*)
     void sl_sigmoid_elems_f32(const float*, int64_t, int64_t, float*)
     void sl_sigmoid_elems_f64(const double*, int64_t, int64_t, double*)
     void sl_sigmoid_vjp_elems_f32(const float*, const float*, int64_t, int64_t, float*)
@@ -535,7 +535,11 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
 
 
 def bce_probs(cnp.ndarray p, cnp.ndarray z, int64_t K, object weight, int policy, double eps,
-              object loss, object grad, double gscale, object grad_out, int n_threads=0):
+              object loss, object grad, double gscale, object grad_out, int n_threads=0,
+              double hi=-1.0):
+    """policy 1 clips to [eps, hi]; hi < 0 means 1 - eps."""
+    if hi < 0:
+        hi = 1.0 - eps
     cdef int64_t n = p.size
     cdef int f32 = _is32(p)
     dt = p.dtype
@@ -559,11 +563,11 @@ def bce_probs(cnp.ndarray p, cnp.ndarray z, int64_t K, object weight, int policy
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
                 part[b] = sl_bce_probs_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
-                                              <const float*>wp, wm, policy, eps, <float*>lp,
+                                              <const float*>wp, wm, policy, eps, hi, <float*>lp,
                                               <float*>gp, gscale, <const float*>gop)
             else:
                 part[b] = sl_bce_probs_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
-                                              <const double*>wp, wm, policy, eps, <double*>lp,
+                                              <const double*>wp, wm, policy, eps, hi, <double*>lp,
                                               <double*>gp, gscale, <const double*>gop)
     return _ordered_sum(part)
 

@@ -47,7 +47,7 @@ class _Bridge(torch.autograd.Function):
         if reduced:
             value, grads = impl(args, (main,), None, None)
             ctx.saved_grad = grads[main]
-            ctx.args = None
+            ctx.args = args             # for a second backward through a retained graph
         else:
             value, _ = impl(args, (), None, None)
             ctx.saved_grad = None
@@ -61,6 +61,7 @@ class _Bridge(torch.autograd.Function):
         if ctx.saved_grad is not None:
             gr = to_tensor(ctx.saved_grad)
             ctx.saved_grad = None      # sole owner: autograd can take the buffer as x.grad, no copy
+                                       # (a second backward recomputes, below)
             if not (g.numel() == 1 and float(g) == 1.0):
                 gr = gr * g.to(gr.dtype)
             return gr.to(ctx.dtype), None

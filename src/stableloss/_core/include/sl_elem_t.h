@@ -133,10 +133,11 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
   return total;
 }
 
-/* BCE on probabilities. policy: 0 clamp (log >= -100, torch), 1 clip to [eps, 1-eps]
- * (Keras), 2 add eps inside the logs (TF v1 log_loss), 3 exact. */
+/* BCE on probabilities. policy: 0 clamp (log >= -100, torch), 1 clip to [eps, hi]
+ * (Keras; hi = 1-eps unless the caller rounds the bounds to the tensor dtype),
+ * 2 add eps inside the logs (TF v1 log_loss), 3 exact. */
 double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
-                             const SL_T *w, int wmode, int policy, double eps,
+                             const SL_T *w, int wmode, int policy, double eps, double hi,
                              SL_T *loss, SL_T *gp, double gscale, const SL_T *gout) {
   double total = 0.0;
   for (int64_t i = i0; i < i1; i++) {
@@ -151,9 +152,9 @@ double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i
       double den = pv * (1.0 - pv); den = den < (double)1e-12f ? (double)1e-12f : den;
       g = (pv - zv) / den;
     } else if (policy == 1) {
-      double pc = pv < eps ? eps : pv; pc = pc > 1.0 - eps ? 1.0 - eps : pc;
+      double pc = pv < eps ? eps : pv; pc = pc > hi ? hi : pc;
       lp = log(pc); l1p = log1p(-pc);
-      g = (pv < eps || pv > 1.0 - eps) ? 0.0 : -zv / pc + (1.0 - zv) / (1.0 - pc);
+      g = (pv < eps || pv > hi) ? 0.0 : -zv / pc + (1.0 - zv) / (1.0 - pc);
     } else if (policy == 2) {
       lp = log(pv + eps); l1p = log((1.0 - pv) + eps);
       g = -zv / (pv + eps) + (1.0 - zv) / ((1.0 - pv) + eps);
