@@ -323,8 +323,8 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     grads = {}
     nt = _nt(a)
     if prob:
-        # half labels are read directly too (with half or float32 logits)
-        tb = _half_bits(lab_in, half) if grad_out is None and cd == np.float32 else None
+        # half labels are read directly too (with half logits, or float32 logits: rd float32)
+        tb = _half_bits(lab_in, half) if grad_out is None and (half is not None or rd == np.float32) else None
         hb = half if tb is None else V.half_kind(lab_in) == "bf16"
         t2 = rows.to_rows(tb if tb is not None else V.as_compute(lab_in, cd, "labels"))
         gscale, grow = _row_grad_scale(red, grad_output, rows.N, rows.batch, rows.N)
