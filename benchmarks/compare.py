@@ -715,6 +715,25 @@ def extra_targets(ctx):
                  SOFTMAX_TARGET, check_txt=chk.get(name))
         del x, fns
 
+    # --- float16 softmax forward (information, no target): the direct half read against the
+    # upcast it replaced (float32 copy, float32 softmax, cast back) and torch in float16
+    n, c = SOFTMAX_SHAPES[0]
+    if sl._core._kernels.half_supported():
+        x = (rng.standard_normal((n, c), dtype=f32) * 3).astype(np.float16)
+        fns = {"sl softmax": lambda: sl.softmax(x),
+               "sl upcast": lambda: sl.softmax(x.astype(f32)).astype(np.float16)}
+        if torch is not None:
+            xt16 = torch.from_numpy(x)
+
+            def t_sm16():
+                with torch.no_grad():
+                    return torch.softmax(xt16, -1)
+            fns["torch softmax"] = t_sm16
+        med, rounds, limit, bw = run_row(fns, 2 * x.nbytes)
+        emit(f"softmax f16 {n}x{c} f", med, rounds, limit, bw, "sl softmax", "torch softmax", None,
+             extra_keys=(("sl upcast", "sl upcast"),))
+        del x, fns
+
     # --- fb rows: (label, stableloss function, x, labels, torch fb callable factory, nbytes)
     def fb_row(label, f, x, lab, torch_loss, nbytes, target, key):
         vgf = sl.value_and_grad(f)
@@ -789,6 +808,8 @@ def extra_targets(ctx):
     print()
     print("softmax rows: f = forward only, sl = sl.softmax(x) / sl.log_softmax(x) (output allocated "
           "per call), torch = torch.softmax / torch.log_softmax(xt, -1) under no_grad (same);")
+    print("softmax f16 row: sl upcast = sl.softmax(x.astype(float32)).astype(float16), the path "
+          "the direct half read replaced; limit bytes 2*N*C*2;")
     print("fb rows: sl = value_and_grad(f)(x, labels) with a fresh gradient, sl g= = with grad_out "
           "reused, torch = xl.grad = None; loss(xl, labels).backward() on one leaf per row;")
     print("limit bytes: softmax 2*N*C*4, BCE 3*N*4 (logits, labels read; gradient written), f64 CE "

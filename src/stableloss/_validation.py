@@ -196,7 +196,8 @@ def same_shape(a, shape, name, what):
 
 
 def check_probabilities(p, name="probs"):
-    if p.size and not ((p >= 0) & (p <= 1)).all():
+    # min/max first: no temporary the input's size (a NaN fails both and is located below)
+    if p.size and not (p.min() >= 0 and p.max() <= 1):
         bad = ~((p >= 0) & (p <= 1))
         pos = np.unravel_index(int(np.argmax(bad)), p.shape) if p.ndim else ()
         raise ValueError(f"{name}: probabilities must lie in [0, 1]; got {p[pos]!r} at index "
@@ -222,7 +223,7 @@ def check_grad_output(g, shape, dtype, name="grad_output"):
     if g is None:
         return None
     arr = np.asarray(g)
-    if arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(arr.dtype)}")
     try:
         arr = np.broadcast_to(arr, tuple(shape))

@@ -11,9 +11,10 @@ Determinism: rows are cut into blocks whose size depends on the shape only; each
 block's loss sum is written to its own slot and the slots are added in order, so
 results are bitwise identical for any thread count.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel
 from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 import os
@@ -371,61 +372,234 @@ cdef int64_t _first_bad(int64_t[::1] bad) noexcept:
     return -1
 
 
+# ---------------------------------------------------------------- half precision I/O
+# float16 / bfloat16 arrays (given as their uint16 bits) are read and written by the
+# float32 kernels through ONE mechanism: each block of units (rows, or elements for the
+# elementwise kernels) -- the very blocks of the float32 call -- has its half inputs
+# converted into a per-thread float32 scratch (at most max(BLOCK_ELEMS, C) elements per
+# array, so it stays in cache), the float32 kernel runs on the block, and its half
+# outputs are converted back. Per-row values and block sums are those of the float32
+# call on the upcast array, so every result is that call's, rounded to the half dtype.
+
+# how one kernel argument ("slot") reaches the kernel
+cdef enum:
+    H_NULL = 0    # absent (NULL)
+    H_IN = 1      # (U, W) uint16 bits, converted to float32 scratch per block
+    H_OUT = 2     # (U, W) uint16 bits, written from float32 scratch per block
+    H_F32 = 3     # (U, W) float32, read or written in place
+    H_UNIT = 4    # one value per unit (float32, float64 or int64), in place
+    H_FIX = 5     # shared by every block (class weights), in place
+    H_ONES = 6    # float32 ones (a VJP without grad_output), per-thread scratch
+    H_ROT = 7     # (K,) per-column values of an elementwise call, rotated per block
+    H_SLOTS = 8
+
+ctypedef struct _HJob:
+    int op, elem, wm, flag, has_ii, bf
+    int64_t U, W, RB, K, ii
+    double d0, d1, d2
+    void *p[8]
+    int kind[8]
+    int isz[8]
+    int64_t off[8]
+    int64_t nscr
+
+# op name -> (code, slot roles). Roles: i big input (None: absent), g big input (None:
+# ones), o big output, w elementwise weight (wm 1: per column, 2: big input), k per
+# column, r/D/L one float32/float64/int64 per unit, f float32 shared (W values).
+_HOPS = {
+    "lse": (0, "ir"), "softmax": (1, "iro"), "log_softmax": (2, "io"),
+    "softmax_vjp": (3, "igoo"),        # x, grad_output, y, grad: forward and VJP fused
+    "ce_index": (4, "iLfDoD"), "ce_prob": (5, "iifDooD"), "nll": (6, "iLfDoD"),
+    "bce_logits": (7, "iiwkoooi"), "bce_probs": (8, "iiwooi"),
+    "sigmoid": (9, "io"), "sigmoid_vjp": (10, "iio"),
+}
+
+
+cdef double _hkernel(_HJob *j, void **q, int64_t n, int64_t *bad) noexcept nogil:
+    """The float32 kernel of j.op on one block of n units (local indices 0..n)."""
+    cdef int64_t W = j.W
+    cdef const float *x = <const float*>q[0]
+    if j.op == 0:
+        sl_lse_rows_f32(x, W, 0, n, <float*>q[1])
+    elif j.op == 1:
+        sl_softmax_rows_f32(x, W, 0, n, <const float*>q[1], <float*>q[2])
+    elif j.op == 2:
+        sl_log_softmax_rows_f32(x, W, 0, n, <float*>q[1])
+    elif j.op == 3:
+        if j.flag:
+            sl_log_softmax_rows_f32(x, W, 0, n, <float*>q[2])
+            sl_log_softmax_vjp_rows_f32(<const float*>q[2], <const float*>q[1], W, 0, n, <float*>q[3])
+        else:
+            sl_softmax_rows_f32(x, W, 0, n, NULL, <float*>q[2])
+            sl_softmax_vjp_rows_f32(<const float*>q[2], <const float*>q[1], W, 0, n, <float*>q[3])
+    elif j.op == 4:
+        if j.flag:
+            return sl_ce_index_tiles_f32(x, W, 0, n, <const int64_t*>q[1], j.has_ii, j.ii, <double*>q[3],
+                                         <float*>q[4], j.d1, <const double*>q[5], bad)
+        return sl_ce_index_rows_f32(x, W, 0, n, <const int64_t*>q[1], <const float*>q[2], j.d2, j.has_ii,
+                                    j.ii, j.d0, <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad)
+    elif j.op == 5:
+        return sl_ce_prob_rows_f32(x, <const float*>q[1], W, 0, n, <const float*>q[2], j.d0, <double*>q[3],
+                                   <float*>q[4], <float*>q[5], j.d1, <const double*>q[6])
+    elif j.op == 6:
+        return sl_nll_rows_f32(x, W, 0, n, <const int64_t*>q[1], <const float*>q[2], j.has_ii, j.ii,
+                               <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad)
+    elif j.op == 7:
+        return sl_bce_logits_elems_f32(x, <const float*>q[1], 0, n, j.K, <const float*>q[2], j.wm,
+                                       <const float*>q[3], 1 if q[3] != NULL else 0, <float*>q[4],
+                                       <float*>q[5], <float*>q[6], j.d1, <const float*>q[7])
+    elif j.op == 8:
+        return sl_bce_probs_elems_f32(x, <const float*>q[1], 0, n, j.K, <const float*>q[2], j.wm, j.flag,
+                                      j.d0, j.d2, <float*>q[3], <float*>q[4], j.d1, <const float*>q[5])
+    elif j.op == 9:
+        if j.flag:
+            sl_log_sigmoid_elems_f32(x, 0, n, <float*>q[1])
+        else:
+            sl_sigmoid_elems_f32(x, 0, n, <float*>q[1])
+    elif j.op == 10:
+        if j.flag:
+            sl_log_sigmoid_vjp_elems_f32(x, <const float*>q[1], 0, n, <float*>q[2])
+        else:
+            sl_sigmoid_vjp_elems_f32(x, <const float*>q[1], 0, n, <float*>q[2])
+    return 0.0
+
+
+cdef double _hblock(_HJob *j, int64_t b, float *buf, int64_t *bad) noexcept nogil:
+    """Block b: convert its half inputs into buf, run the kernel, convert its half outputs back."""
+    cdef int64_t u0 = b * j.RB
+    cdef int64_t n = (u0 + j.RB if u0 + j.RB < j.U else j.U) - u0
+    cdef int64_t ne = n * j.W, e0 = u0 * j.W, t, col, nr
+    cdef void *q[8]
+    cdef float *s
+    cdef int k
+    cdef double part
+    for k in range(H_SLOTS):
+        s = buf + j.off[k]
+        if j.kind[k] == H_IN:
+            sl_cvt_half_to_f32(<const uint16_t*>j.p[k] + e0, ne, s, j.bf)
+            q[k] = s
+        elif j.kind[k] == H_OUT or j.kind[k] == H_ONES:
+            q[k] = s
+        elif j.kind[k] == H_F32:
+            q[k] = <float*>j.p[k] + e0
+        elif j.kind[k] == H_UNIT:
+            q[k] = <char*>j.p[k] + u0 * j.isz[k]
+        elif j.kind[k] == H_FIX:
+            q[k] = j.p[k]
+        elif j.kind[k] == H_ROT:   # s[t] = p[(e0 + t) % K]: local column t % K is global column
+            nr = ne if ne < j.K else j.K
+            col = e0 % j.K
+            for t in range(nr):
+                s[t] = (<const float*>j.p[k])[col]
+                col += 1
+                if col == j.K:
+                    col = 0
+            q[k] = s
+        else:
+            q[k] = NULL
+    part = _hkernel(j, q, ne if j.elem else n, bad)
+    if bad[0] >= 0:
+        bad[0] += u0
+    for k in range(H_SLOTS):
+        if j.kind[k] == H_OUT:
+            sl_cvt_f32_to_half(buf + j.off[k], ne, <uint16_t*>j.p[k] + e0, j.bf)
+    return part
+
+
+def half_run(str op, bint bf, int64_t U, int64_t W, tuple arrays, double d0=0.0, double d1=0.0,
+             double d2=0.0, bint has_ignore=False, int64_t ignore_index=0, int flag=0, int wm=0,
+             int64_t K=1, int n_threads=0):
+    """Run kernel `op` (a key of _HOPS) over U units of W elements with half-precision
+    arrays (uint16 bits; bf: bfloat16, else float16) read and written block by block.
+
+    `arrays` holds the op's arguments in its kernel's order (roles in _HOPS): big arrays
+    (U*W elements) are uint16 half bits or float32, the others their kernel dtype.
+    Elementwise ops take U elements, W = 1, K the last-axis length. bce_probs: d0 = eps,
+    d2 = the upper clip bound (negative: 1 - eps).
+    Returns (sum of the block totals in block order, first bad unit or -1)."""
+    if op not in _HOPS:
+        raise ValueError(f"unknown op {op!r}")
+    code, roles = _HOPS[op]
+    if len(arrays) != len(roles):
+        raise ValueError(f"{op}: expected {len(roles)} arrays, got {len(arrays)}")
+    cdef _HJob j
+    memset(&j, 0, sizeof(j))
+    j.op, j.bf, j.U, j.W, j.flag, j.wm = code, bf, U, W, flag, wm
+    j.elem = code >= 7
+    j.K = K if K > 0 else 1
+    j.has_ii, j.ii, j.d0, j.d1, j.d2 = has_ignore, ignore_index, d0, d1, d2
+    j.RB = BLOCK_ELEMS if j.elem else _rows_per_block(W)
+    cdef int64_t blk = (j.RB if j.RB < U else U) * W, size
+    cdef int k, half = 0
+    j.nscr = 0
+    for k, (role, a) in enumerate(zip(roles, arrays)):
+        name = f"{op} argument {k}"
+        if role == "w":
+            role = "k" if wm == 1 else ("i" if wm == 2 else "-")
+        if a is None:
+            if role == "o" and code == 3:
+                raise ValueError(f"{name}: the forward output is required")
+            j.kind[k] = H_ONES if role == "g" else H_NULL
+        elif role in "igo":
+            if (<cnp.ndarray>a).dtype == np.uint16:
+                j.kind[k] = H_OUT if role == "o" else H_IN
+                half = 1
+                j.p[k] = _ptr(a, np.uint16, U * W, name)
+            else:
+                j.kind[k] = H_F32
+                j.p[k] = _ptr(a, np.float32, U * W, name)
+        elif role in "rDL":
+            j.kind[k], j.isz[k] = H_UNIT, (4 if role == "r" else 8)
+            j.p[k] = _ptr(a, np.float32 if role == "r" else (np.float64 if role == "D" else np.int64), U, name)
+        elif role == "f":
+            j.kind[k], j.p[k] = H_FIX, _ptr(a, np.float32, W, name)
+        elif role == "k":
+            j.kind[k], j.p[k] = H_ROT, _ptr(a, np.float32, j.K, name)
+        else:
+            raise ValueError(f"{name}: not used with wm={wm}")
+        if j.kind[k] in (H_IN, H_OUT, H_ONES, H_ROT):
+            j.off[k] = j.nscr
+            size = blk if j.kind[k] != H_ROT else (blk if blk < j.K else j.K)
+            j.nscr += (size + 15) // 16 * 16
+    if half and not bf and not SL_HAVE_F16:
+        raise TypeError("float16 kernels are not compiled in (no _Float16 in this compiler)")
+    cdef int64_t nb = (U + j.RB - 1) // j.RB if j.RB > 0 else 0, b, t
+    # nll without a gradient reads one value per row: its work is U, not U*W
+    cdef int nt = _threads(n_threads, U if (code == 6 and arrays[4] is None) else U * W)
+    cdef double[::1] part = np.zeros(nb, dtype=np.float64)
+    cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
+    cdef float *buf
+    cdef int failed = 0
+    if nb == 0:
+        return 0.0, -1
+    with nogil, parallel(num_threads=nt):
+        buf = <float*>malloc(j.nscr * sizeof(float) + 64)
+        if buf != NULL:
+            for k in range(H_SLOTS):
+                if j.kind[k] == H_ONES:
+                    for t in range(blk):
+                        buf[j.off[k] + t] = 1.0
+        for b in prange(nb, schedule='static'):
+            if buf == NULL:
+                failed += 1
+            else:
+                part[b] = _hblock(&j, b, buf, &bad[b])
+        free(buf)
+    if failed:
+        raise MemoryError(f"{op}: could not allocate a thread's block scratch")
+    return _ordered_sum(part), _first_bad(bad)
+
+
 def ce_index_half(cnp.ndarray x, bint bf, cnp.ndarray labels, object weight, double W, bint has_ignore,
                   int64_t ignore_index, double eps, cnp.ndarray loss, object grad,
                   double gscale, object grad_rows, int n_threads=0):
-    """ce_index for float16 (bf=False) or bfloat16 (bf=True) logits given as uint16 bits.
-
-    No full upcast copy: each block of rows is converted into a float32 scratch of at most
-    BLOCK_ELEMS elements (per thread, in cache), the float32 kernel runs on it, and the
-    gradient is converted back. The per-row arithmetic, and the block
-    partition, are those of the float32 call on the upcast array, so the results are
-    bitwise the float32 call's results rounded to the half dtype."""
-    cdef int64_t N = x.shape[0], C = x.shape[1]
-    cdef uint16_t *xp = <uint16_t*>_ptr(x, np.uint16, N * C, "x")
-    cdef int64_t *lp = <int64_t*>_ptr(labels, np.int64, N, "labels")
-    cdef float *wp = <float*>_optr(weight, np.float32, C, "weight")
-    cdef double *lossp = <double*>_ptr(loss, np.float64, N, "loss")
-    cdef uint16_t *gp = <uint16_t*>_optr(grad, np.uint16, N * C, "grad")
-    cdef double *grp = <double*>_optr(grad_rows, np.float64, N, "grad_output")
-    if not bf and not SL_HAVE_F16:
-        raise TypeError("float16 kernels are not compiled in (no _Float16 in this compiler)")
-    cdef int64_t RB = _rows_per_block(C), nb = (N + RB - 1) // RB, b, r0, r1, nr
-    cdef int nt = _threads(n_threads, N * C)
-    cdef double[::1] part = np.zeros(nb, dtype=np.float64)
-    cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
-    cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0
-    cdef float *xs
-    cdef float *gs
-    cdef int failed = 0
-    with nogil:
-        for b in prange(nb, schedule='static', num_threads=nt):
-            r0 = b * RB
-            r1 = r0 + RB if r0 + RB < N else N
-            nr = r1 - r0
-            xs = <float*>malloc(nr * C * sizeof(float) + 1)
-            gs = <float*>malloc(nr * C * sizeof(float) + 1) if gp != NULL else NULL
-            if xs == NULL or (gp != NULL and gs == NULL):
-                failed += 1
-            else:
-                sl_cvt_half_to_f32(xp + r0 * C, nr * C, xs, bf)
-                if tiles:
-                    part[b] = sl_ce_index_tiles_f32(xs, C, 0, nr, lp + r0, has_ignore, ignore_index,
-                                                    lossp + r0, gs, gscale,
-                                                    (grp + r0) if grp != NULL else NULL, &bad[b])
-                else:
-                    part[b] = sl_ce_index_rows_f32(xs, C, 0, nr, lp + r0, wp, W, has_ignore, ignore_index,
-                                                   eps, lossp + r0, gs, gscale,
-                                                   (grp + r0) if grp != NULL else NULL, &bad[b])
-                if bad[b] >= 0:
-                    bad[b] = bad[b] + r0
-                if gs != NULL:
-                    sl_cvt_f32_to_half(gs, nr * C, gp + r0 * C, bf)
-            free(xs)
-            free(gs)
-    if failed:
-        raise MemoryError("ce_index_half: could not allocate a block's scratch")
-    return _ordered_sum(part), _first_bad(bad)
+    """ce_index for float16 (bf=False) or bfloat16 (bf=True) logits given as uint16 bits,
+    through half_run: results bitwise the float32 call's, rounded to the half dtype."""
+    cdef int64_t C = x.shape[1]
+    tiles = C <= TINY_CLASSES and weight is None and eps == 0.0
+    return half_run("ce_index", bf, x.shape[0], C, (x, labels, weight, loss, grad, grad_rows), d0=eps,
+                    d1=gscale, d2=W, has_ignore=has_ignore, ignore_index=ignore_index, flag=tiles,
+                    n_threads=n_threads)
 
 
 def ce_prob(cnp.ndarray x, cnp.ndarray t, object weight, double eps, cnp.ndarray loss,

@@ -31,6 +31,7 @@
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(SL_NO_DISPATCH)
 #define SL_X86_DISPATCH 1
+#include <immintrin.h>
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
@@ -38,6 +39,7 @@
 #pragma GCC target("avx2,fma,f16c")
 #endif
 #define SL_ISA(n) n##_avx2
+#define SL_F16C 1
 #include "sl_kernels_impl.h"
 #undef SL_ISA
 #if defined(__clang__)
@@ -51,6 +53,7 @@
 #define SL_ISA(n) n##_avx512
 #include "sl_kernels_impl.h"
 #undef SL_ISA
+#undef SL_F16C
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
