@@ -272,7 +272,9 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         if gx is not None and gt is not None and gx.aliases(rows.x2):
             raise ValueError("grad_out: the logits' gradient cannot overwrite the logits when the "
                              "labels' gradient (which reads them) is also requested")
-        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx and gx.buf, gt and gt.buf, gscale, grow, nt)
+        # unit_mass (mirrors only, e.g. stableloss.tf): logits gradient p - q (TensorFlow's)
+        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx and gx.buf, gt and gt.buf, gscale, grow, nt,
+                          unit_mass=bool(a.get("unit_mass", False)))
         denom = rows.N
         if gx is not None:
             grads["logits"] = gx.result()
@@ -379,8 +381,13 @@ def _binary_value(loss, total, red, n, rd, out):
 
 def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     x, z, w, cd, rd, red, out, Klen = _binary_prep(a, "logits")
+    # form (mirrors only): 0 exact; 1 TensorFlow's weighted_cross_entropy_with_logits
+    # evaluation (its cancellation and x = 0 gradient), pos_weight then broadcasting freely
+    form = int(a.get("form", 0))
     pw = None
-    if a["pos_weight"] is not None:
+    if a["pos_weight"] is not None and form == 1:
+        pw = _elem_weight(a["pos_weight"], x.shape, cd, "pos_weight")
+    elif a["pos_weight"] is not None:
         p = np.asarray(a["pos_weight"])
         try:   # any shape that broadcasts to the logits and varies along the last axis only
             if np.broadcast_shapes(p.shape, x.shape) != x.shape or any(s != 1 for s in p.shape[:-1]):
@@ -393,7 +400,8 @@ def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = _Grad("logits", grad_out, None, cd, rd, x.shape, a, ("labels", "weight", "pos_weight"), x) if "logits" in wrt else None
     gz = _Grad("labels", grad_out, None, cd, rd, x.shape, a, ("logits", "weight", "pos_weight"), x) if "labels" in wrt else None
-    total = K.bce_logits(x, z, Klen, w, pw, loss, gx and gx.buf, gz and gz.buf, gscale, gout, _nt(a))
+    total = K.bce_logits(x, z, Klen, w, pw, loss, gx and gx.buf, gz and gz.buf, gscale, gout, _nt(a),
+                         form=form)
     grads = {}
     if gx is not None:
         grads["logits"] = gx.result()
@@ -415,7 +423,8 @@ def binary_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     if not (eps >= 0) or (policy == "clip" and eps >= 0.5):
         raise ValueError(f"epsilon: must be >= 0 (and < 0.5 for 'clip'), got {eps}")
     x, z, w, cd, rd, red, out, Klen = _binary_prep(a, "probs")
-    V.check_probabilities(x, "probs")
+    if a.get("check_probs", True):   # False (mirrors only): TF log_loss takes any value (NaN out)
+        V.check_probabilities(x, "probs")
     gscale, gout = _binary_grad_scale(red, grad_output, x.size, x.shape, cd)
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = _Grad("probs", grad_out, None, cd, rd, x.shape, a, ("labels", "weight"), x) if "probs" in wrt else None
