@@ -52,6 +52,12 @@ def to_numpy(x):
     return a
 
 
+def is_tensor(x):
+    """A tf.Tensor-like (anything with ``.numpy()`` that is not a NumPy array or a list)."""
+    return (not isinstance(x, (np.ndarray, np.generic, list, tuple))
+            and callable(getattr(x, "numpy", None)))
+
+
 def check_float(a, allowed=FLOATS, attr="T"):
     """TF's op-attr check: a float dtype in `allowed`, else InvalidArgumentError."""
     if tf_dtype_name(a.dtype) not in allowed:

@@ -19,6 +19,8 @@ def _reduction_axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
     arr = np.asarray(C.to_numpy(axis))
+    if arr.size == 0:
+        return ()
     if arr.dtype.kind not in "iu":
         raise TypeError(f"axis: expected integers, got {axis!r}")
     axes = [int(v) for v in arr.reshape(-1)]

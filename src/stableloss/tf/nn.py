@@ -101,8 +101,8 @@ def _dense_prepare(labels, logits, axis, caller, check=True):
     Returns (x2, y2, outer_shape, moved_shape, ax, labels_broadcast, x, y)."""
     x = C.check_float(C.to_numpy(logits))
     if x.ndim == 0:
-        raise invalid_argument("Slicing requires input to be at least 1-D: logits must have rank >= 1, got []"
-                               " [Op:Slice]")
+        raise invalid_argument("Expected begin[0] == 0 (got -1) and size[0] == 0 (got 1) when "
+                               "input.dim_size(0) == 0")
     y = C.to_numpy(labels)
     if y.dtype.kind not in "biuf" and y.dtype.name != "bfloat16":
         raise TypeError(f"labels: expected a real numeric array, got dtype {y.dtype}")
@@ -333,9 +333,12 @@ def _weighted_prepare(a):
     C.cast_like(z, x.dtype, "Mul", 1)
     q_in = a["pos_weight"]
     q = C.to_numpy(q_in)
-    if not (isinstance(q_in, (np.ndarray, np.generic)) or hasattr(q_in, "numpy")):
-        q = np.asarray(q_in, dtype=x.dtype)     # Python numbers and lists take the logits' dtype
-    C.cast_like(q, x.dtype, "Mul", 1)
+    if C.is_tensor(q_in):     # a tf.Tensor keeps its dtype: TF's Mul then fails on a mismatch
+        if q.dtype != x.dtype:
+            raise invalid_argument(f"cannot compute Mul as input #1(zero-based) was expected to be a "
+                                   f"{C.tf_dtype_name(q.dtype)} tensor but is a {C.tf_dtype_name(x.dtype)} tensor")
+    else:                     # Python numbers, lists and NumPy arrays are converted to the logits' dtype
+        q = np.asarray(q_in).astype(x.dtype)
     try:
         if np.broadcast_shapes(q.shape, x.shape) != x.shape:
             raise ValueError

@@ -44,8 +44,16 @@ def _dense_impl(a, wrt, grad_output, grad_out=None):
     C.no_grad_out(grad_out)
     x = C.to_numpy(a["features"])
     y = C.to_numpy(a["labels"])
+    # one dtype T for both: two tf.Tensors must agree; otherwise the other input is
+    # converted to the dtype of the tf.Tensor (or of features, for two NumPy arrays)
+    if C.is_tensor(a["features"]) and C.is_tensor(a["labels"]):
+        C.check_float(x)
+        C.cast_like(y, x.dtype, "SoftmaxCrossEntropyWithLogits", 1)
+    elif C.is_tensor(a["labels"]):
+        x = x.astype(y.dtype)
+    else:
+        y = y.astype(x.dtype)
     C.check_float(x)
-    C.cast_like(y, x.dtype, "SoftmaxCrossEntropyWithLogits", 1)
     try:
         b = np.broadcast_shapes(x.shape, y.shape)
     except ValueError:

@@ -69,7 +69,7 @@ def _check_broadcastable(w, L):
     if w.ndim != L.ndim:
         raise ValueError(f"{prefix} values.rank={L.ndim}. weights.rank={w.ndim}. "
                          f"values.shape={C.shape_str(L.shape)}. weights.shape={C.shape_str(w.shape)}. "
-                         f"Received weights={w!r}, values={L!r}")
+                         f"Received weights={w}, values={L}")
     for i, (ws, vs) in enumerate(zip(w.shape, L.shape)):
         if ws not in (1, vs):
             raise ValueError(f"{prefix} Mismatch at dim {i}. values.shape={list(L.shape)}, "
@@ -158,7 +158,8 @@ def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection="loss
 def _log_loss_impl(a, wrt, grad_output, grad_out=None):
     C.no_grad_out(grad_out)
     _not_none(labels=a["labels"], predictions=a["predictions"])
-    p = C.to_numpy(a["predictions"]).astype(_F32)
+    p_in = C.to_numpy(a["predictions"])
+    p = p_in.astype(_F32)
     z = C.to_numpy(a["labels"]).astype(_F32)
     _compatible(p, z)
     _guard.check_probabilities(p, argument="predictions", caller="tf.compat.v1.losses.log_loss",
@@ -180,7 +181,9 @@ def _log_loss_impl(a, wrt, grad_output, grad_out=None):
     if wrt:
         cot = wl.cotangent(grad_output)
         _, g = D.binary_cross_entropy_impl(args, ("probs",), cot)
-        grads["predictions"] = g["probs"]
+        gp = g["probs"]     # TF casts the gradient back through the cast to float32
+        grads["predictions"] = gp.astype(p_in.dtype) if (p_in.dtype.kind == "f"
+                                                         or p_in.dtype.name == "bfloat16") else gp
     return wl.value, grads
 
 
