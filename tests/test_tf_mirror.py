@@ -480,6 +480,7 @@ ERRORS = {
     "lse duplicate axes": lambda m: m.math.reduce_logsumexp(X23, axis=[1, -1]),
     "dense axis -2": lambda m: m.nn.softmax_cross_entropy_with_logits(X23, X23, axis=-2),
     "dense axis = rank": lambda m: m.nn.softmax_cross_entropy_with_logits(X23, X23, axis=2),
+    "dense axis with lower-rank labels": lambda m: m.nn.softmax_cross_entropy_with_logits(X23[0], X23, axis=0),
     "dense int logits": lambda m: m.nn.softmax_cross_entropy_with_logits([[0, 1]], [[1, 2]]),
     "dense rank0": lambda m: m.nn.softmax_cross_entropy_with_logits(F32(1), F32(1)),
     "dense labels not broadcastable": lambda m: m.nn.softmax_cross_entropy_with_logits(np.ones((2, 2), F32), X23),

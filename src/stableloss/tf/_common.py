@@ -96,10 +96,6 @@ def user_stacklevel():
     return 1 + k
 
 
-def tf_loaded():
-    return "tensorflow" in sys.modules
-
-
 def register(f, impl, names):
     """Register mirror `f` with the gradient registry (impl(args, wrt, grad_output, grad_out))."""
     _grad.register(f, impl, names)
