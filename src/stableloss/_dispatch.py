@@ -369,7 +369,8 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         gd = np.uint16 if half is not None else np.float32      # the gradients come in rd
         g2 = {n: np.empty((rows.N, rows.C), gd) for n in ("logits", "labels") if n in wrt}
         total, _ = K.half_run("ce_prob", hb, rows.N, rows.C, (rows.x2, t2, w, loss, g2.get("logits"),
-                              g2.get("labels"), grow), d0=eps, d1=gscale, n_threads=nt)
+                              g2.get("labels"), grow), d0=eps, d1=gscale, flag=int(bool(a.get("unit_mass", False))),
+                              n_threads=nt)
         loss = loss.astype(np.float32).astype(np.float64)       # as the float32 call, then rounded
         grads = {n: rows.from_rows(g).view(rd) for n, g in g2.items()}
         denom = rows.N
@@ -379,12 +380,14 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         if gx is not None and gt is not None and gx.aliases(rows.x2):
             raise ValueError("grad_out: the logits' gradient cannot overwrite the logits when the "
                              "labels' gradient (which reads them) is also requested")
-        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx and gx.buf, gt and gt.buf, gscale, grow, nt)
+        # unit_mass (mirrors only: stableloss.tf, stableloss.keras): the logits gradient
+        # p - w q that TensorFlow returns whatever the label rows sum to (the true
+        # derivative, the default, is (sum_c w_c q_c) p - w q)
+        total = K.ce_prob(rows.x2, t2, w, eps, loss, gx and gx.buf, gt and gt.buf, gscale, grow, nt,
+                          unit_mass=bool(a.get("unit_mass", False)))
         denom = rows.N
         if gx is not None:
             grads["logits"] = gx.result()
-            if a.get("tf_grad"):
-                grads["logits"] = _tf_prob_grad(grads["logits"], rows, t2, w, eps, gscale, grow, cd, rd, nt)
         if gt is not None:
             grads["labels"] = gt.result()
     else:
@@ -409,23 +412,6 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
             grads["logits"] = gx.result() if half is None else rows.from_rows(g2).view(rd)
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
     return value, grads
-
-
-def _tf_prob_grad(g, rows, t2, w, eps, gscale, grow, cd, rd, nt):
-    """Private key "tf_grad" (TF/Keras mirrors): TensorFlow's kernel returns the logits
-    gradient softmax - q whatever the label rows sum to (semantics doc §4), where the
-    true derivative, which the kernel computes, is (Σ_c w_c q_c)·softmax - w·q. A NumPy
-    composition (one softmax pass) adds the difference (1 - Σ_c w_c q_c)·softmax, scaled
-    like the rest; for rows summing to 1 it is zero up to rounding."""
-    p2 = np.empty((rows.N, rows.C), cd)
-    K.softmax(rows.x2, None, p2, nt)
-    q = (1.0 - eps) * t2.astype(np.float64) + (eps / rows.C if rows.C else 0.0)
-    Q = np.sum(q if w is None else q * w, axis=1)
-    r = (1.0 - Q) * (gscale if grow is None else grow)
-    with np.errstate(invalid="ignore", over="ignore"):
-        fix = rows.from_rows((p2 * r[:, None]).astype(cd))
-        res = (g.astype(cd) + fix).astype(rd)
-    return res
 
 
 def nll_loss_impl(a, wrt, grad_output, grad_out=None):
@@ -539,9 +525,12 @@ def _binary_value(loss, total, red, n, rd, out):
 
 def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     x, z, w, cd, rd, red, out, Klen, hb = _binary_prep(a, "logits", grad_out)
+    # form (mirrors only): 0 exact; 1 TensorFlow's weighted_cross_entropy_with_logits
+    # evaluation (its cancellation and x = 0 gradient)
+    form = int(a.get("form", 0))
     pw = _elem_weight(a["pos_weight"], x.shape, cd, "pos_weight")
-    if hb is not None and pw is not None and pw.shape != (Klen,):
-        # a full-size pos_weight: the half path rotates per-column vectors only; upcast
+    if hb is not None and (form != 0 or (pw is not None and pw.shape != (Klen,))):
+        # the half path runs the exact form with per-column pos_weight only: upcast
         x = x.view(rd).astype(np.float32)
         z = V.as_compute(a["labels"], cd, "labels")
         hb = None
@@ -552,7 +541,8 @@ def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     loss = np.empty(x.shape, cd) if red == "none" else None
     gx = _Grad("logits", grad_out, None, cd, rd, x.shape, a, ("labels", "weight", "pos_weight"), x) if "logits" in wrt else None
     gz = _Grad("labels", grad_out, None, cd, rd, x.shape, a, ("logits", "weight", "pos_weight"), x) if "labels" in wrt else None
-    total = K.bce_logits(x, z, Klen, w, pw, loss, gx and gx.buf, gz and gz.buf, gscale, gout, _nt(a))
+    total = K.bce_logits(x, z, Klen, w, pw, loss, gx and gx.buf, gz and gz.buf, gscale, gout, _nt(a),
+                         form=form)
     grads = {}
     if gx is not None:
         grads["logits"] = gx.result()
@@ -575,8 +565,8 @@ def binary_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         raise ValueError(f"epsilon: must be >= 0 (and < 0.5 for 'clip'), got {eps}")
     # Private keys for mirrors (not on the public signature): "clip_max", the upper clip
     # bound when it is not 1 - epsilon (Keras rounds both bounds to the tensor dtype:
-    # float32 [1e-7, 0.99999988]); "check_range"=False clips values outside [0, 1] (and
-    # lets NaN through) instead of raising, as Keras does.
+    # float32 [1e-7, 0.99999988]); "check_range"=False takes values outside [0, 1] (and
+    # NaN) as given instead of raising, as Keras (clipping them) and TF log_loss do.
     hi = a.get("clip_max")
     hi = -1.0 if hi is None or policy != "clip" else float(hi)
     x, z, w, cd, rd, red, out, Klen, hb = _binary_prep(a, "probs", grad_out)

@@ -54,17 +54,17 @@ cdef extern from "sl_dispatch.h" nogil:
     double sl_ce_index_tiles_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, int, int64_t,
                                  double*, double*, double, const double*, int64_t*)
     double sl_ce_prob_rows_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, double,
-                               double*, float*, float*, double, const double*)
+                               double*, float*, float*, double, const double*, int)
     double sl_ce_prob_rows_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, double,
-                               double*, double*, double*, double, const double*)
+                               double*, double*, double*, double, const double*, int)
     double sl_nll_rows_f32(const float*, int64_t, int64_t, int64_t, const int64_t*, const float*, int, int64_t,
                            double*, float*, double, const double*, int64_t*)
     double sl_nll_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, int, int64_t,
                            double*, double*, double, const double*, int64_t*)
     double sl_bce_logits_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int,
-                                const float*, int, float*, float*, float*, double, const float*)
+                                const float*, int, int, float*, float*, float*, double, const float*)
     double sl_bce_logits_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int,
-                                const double*, int, double*, double*, double*, double, const double*)
+                                const double*, int, int, double*, double*, double*, double, const double*)
     double sl_bce_probs_elems_f32(const float*, const float*, int64_t, int64_t, int64_t, const float*, int, int,
                                double, double, float*, float*, double, const float*)
     double sl_bce_probs_elems_f64(const double*, const double*, int64_t, int64_t, int64_t, const double*, int, int,
@@ -440,13 +440,13 @@ cdef double _hkernel(_HJob *j, void **q, int64_t n, int64_t *bad) noexcept nogil
                                     j.ii, j.d0, <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad)
     elif j.op == 5:
         return sl_ce_prob_rows_f32(x, <const float*>q[1], W, 0, n, <const float*>q[2], j.d0, <double*>q[3],
-                                   <float*>q[4], <float*>q[5], j.d1, <const double*>q[6])
+                                   <float*>q[4], <float*>q[5], j.d1, <const double*>q[6], j.flag)
     elif j.op == 6:
         return sl_nll_rows_f32(x, W, 0, n, <const int64_t*>q[1], <const float*>q[2], j.has_ii, j.ii,
                                <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad)
     elif j.op == 7:
         return sl_bce_logits_elems_f32(x, <const float*>q[1], 0, n, j.K, <const float*>q[2], j.wm,
-                                       <const float*>q[3], 1 if q[3] != NULL else 0, <float*>q[4],
+                                       <const float*>q[3], 1 if q[3] != NULL else 0, 0, <float*>q[4],
                                        <float*>q[5], <float*>q[6], j.d1, <const float*>q[7])
     elif j.op == 8:
         return sl_bce_probs_elems_f32(x, <const float*>q[1], 0, n, j.K, <const float*>q[2], j.wm, j.flag,
@@ -603,8 +603,10 @@ def ce_index_half(cnp.ndarray x, bint bf, cnp.ndarray labels, object weight, dou
 
 
 def ce_prob(cnp.ndarray x, cnp.ndarray t, object weight, double eps, cnp.ndarray loss,
-            object grad, object grad_labels, double gscale, object grad_rows, int n_threads=0):
-    """Softmax cross-entropy with probability labels t (same shape as x)."""
+            object grad, object grad_labels, double gscale, object grad_rows, int n_threads=0,
+            bint unit_mass=False):
+    """Softmax cross-entropy with probability labels t (same shape as x). unit_mass: the
+    gradient wrt x is p - w q (TensorFlow's) instead of p (sum w q) - w q."""
     cdef int64_t N = x.shape[0], C = x.shape[1]
     cdef int f32 = _is32(x)
     dt = x.dtype
@@ -625,11 +627,11 @@ def ce_prob(cnp.ndarray x, cnp.ndarray t, object weight, double eps, cnp.ndarray
             if f32:
                 part[b] = sl_ce_prob_rows_f32(<const float*>xp, <const float*>tp, C, r0, r1,
                                               <const float*>wp, eps, lossp, <float*>gp, <float*>gtp,
-                                              gscale, grp)
+                                              gscale, grp, unit_mass)
             else:
                 part[b] = sl_ce_prob_rows_f64(<const double*>xp, <const double*>tp, C, r0, r1,
                                               <const double*>wp, eps, lossp, <double*>gp, <double*>gtp,
-                                              gscale, grp)
+                                              gscale, grp, unit_mass)
     return _ordered_sum(part)
 
 
@@ -672,9 +674,13 @@ cdef int _wmode(object w, int64_t n, int64_t K) except -1:
 
 def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object pos_weight,
                object loss, object grad, object grad_labels, double gscale, object grad_out,
-               int n_threads=0):
+               int n_threads=0, int form=0):
     """BCE with logits over all elements of x (flat), K = length of the last axis.
-    weight and pos_weight: None, (K,) per column, or full size."""
+    weight and pos_weight: None, (K,) per column, or full size. form 0: the exact
+    evaluation; 1: TensorFlow's weighted_cross_entropy_with_logits formula, as TF
+    evaluates it (see sl_elem_t.h)."""
+    if form < 0 or form > 1:
+        raise ValueError("form must be 0 or 1")
     cdef int64_t n = x.size
     cdef int f32 = _is32(x)
     dt = x.dtype
@@ -699,11 +705,11 @@ def bce_logits(cnp.ndarray x, cnp.ndarray z, int64_t K, object weight, object po
             i1 = i0 + BLOCK_ELEMS if i0 + BLOCK_ELEMS < n else n
             if f32:
                 part[b] = sl_bce_logits_elems_f32(<const float*>xp, <const float*>zp, i0, i1, K,
-                                               <const float*>wp, wm, <const float*>pp, pm, <float*>lp,
+                                               <const float*>wp, wm, <const float*>pp, pm, form, <float*>lp,
                                                <float*>gp, <float*>gzp, gscale, <const float*>gop)
             else:
                 part[b] = sl_bce_logits_elems_f64(<const double*>xp, <const double*>zp, i0, i1, K,
-                                               <const double*>wp, wm, <const double*>pp, pm, <double*>lp,
+                                               <const double*>wp, wm, <const double*>pp, pm, form, <double*>lp,
                                                <double*>gp, <double*>gzp, gscale, <const double*>gop)
     return _ordered_sum(part)
 

@@ -190,7 +190,7 @@ def _cce(yt, yp, cd, from_logits, label_smoothing, axis, cot, caller):
         want = () if G is None else ("logits",)
         loss, g = D.softmax_cross_entropy_impl(
             dict(logits=yp, labels=yt, axis=ax, weight=None, ignore_index=None, label_smoothing=0.0,
-                 reduction="none", out=None, n_threads=None, tf_grad=True), want, G)
+                 reduction="none", out=None, n_threads=None, unit_mass=True), want, G)
         return loss, None, (g["logits"] if want else None)
     GD.check_probabilities(yp, argument="y_pred", caller=caller, axis=ax, stacklevel=_GUARD_LEVEL,
                            fix="pass from_logits=True")

@@ -16,6 +16,14 @@
  * (no cancellation at z = 1) and L sigma(x) - pw z for x < 0.
  * A term whose coefficient is exactly 0 contributes 0 even when the other factor
  * is infinite (x = +inf with z = 1 gives loss 0, not NaN).
+ *
+ * form 1 (TensorFlow's weighted_cross_entropy_with_logits, reproduced on purpose):
+ *   loss = (1 - z) x + L (log1p(e^{-|x|}) + max(-x, 0))  in the input dtype, IEEE
+ *   (cancels for x << 0 with z < 1: x = -20, z = 0 gives 0; 0 * inf gives NaN);
+ *   d/dx = (1 - z) - L sigma(-x) for x > 0, ((1 - z) - L) + L sigma(x) for x < 0 and
+ *   1 - z at x = 0 exactly (TF differentiates abs and relu with slope 0 there);
+ *   d/dz = -x + (pw - 1)(log1p(e^{-|x|}) + max(-x, 0)).
+ * pos_weight: per column (pmode 1, length K) or in full (pmode 2).
  */
 
 static SL_INLINE double SL_F(elem_w)(const SL_T *w, int wmode, int64_t idx, int64_t col) {
@@ -36,7 +44,7 @@ static SL_INLINE double SL_F(mul0)(double c, double v) { return c == 0.0 ? 0.0 :
 static SL_INLINE void SL_F(bce_logits_chunk)(const float *restrict x, const float *restrict z,
                                              const float *restrict wl, const float *restrict pl,
                                              int n, float *restrict lo, float *restrict gxo,
-                                             float *restrict gzo, const int want_gz) {
+                                             float *restrict gzo, const int want_gz, const int tf_form) {
 #pragma omp simd
   for (int k = 0; k < n; k++) {
     const float xv = x[k], zv = z[k], wv = wl[k], pv = pl[k];
@@ -46,23 +54,25 @@ static SL_INLINE void SL_F(bce_logits_chunk)(const float *restrict x, const floa
     const float w1 = 1.0f + en, inv = 1.0f / w1;     /* one division serves both */
     const float l1 = sl_logf(w1) + (en - (w1 - 1.0f)) * inv;   /* log1p(e^{-|x|}) */
     const float c1 = xv >= 0 ? 1.0f - zv : -pv * zv; /* coefficient of x */
-    float li = (c1 == 0.0f ? 0.0f : c1 * xv) + Lc * l1;
+    const float omz = 1.0f - zv, rl = xv < 0 ? -xv : 0.0f;  /* form 1: 1 - z, relu(-x) */
+    float li = tf_form ? omz * xv + Lc * (l1 + rl) : (c1 == 0.0f ? 0.0f : c1 * xv) + Lc * l1;
     li = xv == xv ? li : xv;
     lo[k] = wv == 0.0f ? 0.0f : wv * li;
     const float sg = en * inv;                       /* sigma(-|x|) */
     float gv = xv >= 0 ? (1.0f - zv) - Lc * sg : Lc * sg - pv * zv;
+    if (tf_form) gv = xv > 0 ? omz - Lc * sg : (xv < 0 ? (omz - Lc) + Lc * sg : omz);
     gxo[k] = wv * (xv == xv ? gv : xv);
     if (want_gz) {                                   /* a constant in each instance */
       const float spm = xv >= 0 ? l1 : l1 - xv;      /* softplus(-x) */
       const float pm1 = pv - 1.0f;
-      gzo[k] = wv * (-xv + (pm1 == 0.0f ? 0.0f : pm1 * spm));
+      gzo[k] = wv * (-xv + (tf_form ? pm1 * (l1 + rl) : (pm1 == 0.0f ? 0.0f : pm1 * spm)));
     }
   }
 }
 #endif
 
 double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
-                              const SL_T *w, int wmode, const SL_T *pw, int pwmode,
+                              const SL_T *w, int wmode, const SL_T *pw, int pmode, int form,
                               SL_T *loss, SL_T *gx, SL_T *gz, double gscale, const SL_T *gout) {
   double total = 0.0;
 #if SL_F32
@@ -71,17 +81,22 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
   for (int64_t c0 = i0; c0 < i1; c0 += SL_ECHUNK) {
     const int n = (int)((i1 - c0) < SL_ECHUNK ? (i1 - c0) : SL_ECHUNK);
     if (wmode == 2) { for (int k = 0; k < n; k++) wl[k] = w[c0 + k]; }
-    if (pwmode == 2) { for (int k = 0; k < n; k++) pl[k] = pw[c0 + k]; }
-    if (wmode == 1 || pwmode == 1) {
+    if (pw && pmode == 2) { for (int k = 0; k < n; k++) pl[k] = pw[c0 + k]; }
+    if (wmode == 1 || (pw && pmode == 1)) {
       int64_t col = c0 % K;
       for (int k = 0; k < n; k++) {
         if (wmode == 1) wl[k] = w[col];
-        if (pwmode == 1) pl[k] = pw[col];
+        if (pw && pmode == 1) pl[k] = pw[col];
         if (++col == K) col = 0;
       }
     }
-    if (gz) SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 1);
-    else    SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 0);
+    if (form == 1) {
+      if (gz) SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 1, 1);
+      else    SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 0, 1);
+    } else {
+      if (gz) SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 1, 0);
+      else    SL_F(bce_logits_chunk)(x + c0, z + c0, wl, pl, n, lb, gb, zb, 0, 0);
+    }
     double acc[16] = {0}, tail = 0.0;
     int k = 0;
     for (; k + 16 <= n; k += 16)
@@ -103,12 +118,14 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
     const int64_t col = i % K;
     const double xv = (double)x[i], zv = (double)z[i];
     const double wv = SL_F(elem_w)(w, wmode, i, col);
-    const double pv = pwmode == 2 ? (double)pw[i] : pwmode == 1 ? (double)pw[col] : 1.0;
+    const double pv = pw ? (double)pw[pmode == 2 ? i : col] : 1.0;
     const double Lc = 1.0 + (pv - 1.0) * zv;
     const double ax = fabs(xv);
     const double l1 = log1p(exp(-ax));          /* log(1 + e^{-|x|}) */
+    const double rl = xv < 0 ? -xv : 0.0;       /* form 1: relu(-x) */
     double li;
-    if (xv >= 0) li = SL_F(mul0)(1.0 - zv, xv) + Lc * l1;
+    if (form == 1) li = (1.0 - zv) * xv + Lc * (l1 + rl);
+    else if (xv >= 0) li = SL_F(mul0)(1.0 - zv, xv) + Lc * l1;
     else if (xv < 0) li = SL_F(mul0)(-pv * zv, xv) + Lc * l1;
     else li = xv;                                 /* NaN */
     li = SL_F(mul0)(wv, li);
@@ -118,15 +135,17 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
     if (gx) {
       const double en = exp(-ax), sig_small = en / (1.0 + en);   /* sigma(-|x|) */
       double gv;
-      if (xv >= 0) gv = (1.0 - zv) - Lc * sig_small;
-      else if (xv < 0) gv = Lc * sig_small - pv * zv;
-      else gv = xv;
+      if (xv != xv) gv = xv;
+      else if (form == 1) gv = xv > 0 ? (1.0 - zv) - Lc * sig_small
+                               : (xv < 0 ? ((1.0 - zv) - Lc) + Lc * sig_small : 1.0 - zv);
+      else if (xv >= 0) gv = (1.0 - zv) - Lc * sig_small;
+      else gv = Lc * sig_small - pv * zv;
       gx[i] = (SL_T)(sc * wv * gv);
     }
     if (gz) {
       /* d/dz = -x + (pw - 1) softplus(-x) */
       const double spm = xv >= 0 ? l1 : -xv + l1;
-      gz[i] = (SL_T)(sc * wv * (-xv + SL_F(mul0)(pv - 1.0, spm)));
+      gz[i] = (SL_T)(sc * wv * (-xv + (form == 1 ? (pv - 1.0) * (l1 + rl) : SL_F(mul0)(pv - 1.0, spm))));
     }
   }
 #endif
@@ -135,7 +154,8 @@ double SL_F(bce_logits_elems)(const SL_T *x, const SL_T *z, int64_t i0, int64_t 
 
 /* BCE on probabilities. policy: 0 clamp (log >= -100, torch), 1 clip to [eps, hi]
  * (Keras; hi = 1-eps unless the caller rounds the bounds to the tensor dtype),
- * 2 add eps inside the logs (TF v1 log_loss), 3 exact. */
+ * 2 add eps inside the logs (TF v1 log_loss; the sums rounded in the input dtype, as
+ * TF), 3 exact. */
 double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i1, int64_t K,
                              const SL_T *w, int wmode, int policy, double eps, double hi,
                              SL_T *loss, SL_T *gp, double gscale, const SL_T *gout) {
@@ -156,8 +176,12 @@ double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i
       lp = log(pc); l1p = log1p(-pc);
       g = (pv < eps || pv > hi) ? 0.0 : -zv / pc + (1.0 - zv) / (1.0 - pc);
     } else if (policy == 2) {
-      lp = log(pv + eps); l1p = log((1.0 - pv) + eps);
-      g = -zv / (pv + eps) + (1.0 - zv) / ((1.0 - pv) + eps);
+      /* p + eps and (1 - p) + eps rounded in the input dtype, as TF v1 log_loss forms
+       * them (float32: a perfect prediction scores -log(1 + 2^-23) = -1.1920928e-07) */
+      const SL_T et = (SL_T)eps;
+      const double a = (double)(SL_T)(p[i] + et), b = (double)(SL_T)((SL_T)(1 - p[i]) + et);
+      lp = log(a); l1p = log(b);
+      g = -zv / a + (1.0 - zv) / b;
     } else {
       lp = log(pv); l1p = log1p(-pv);
       g = -SL_F(mul0)(zv, 1.0 / pv) + SL_F(mul0)(1.0 - zv, 1.0 / (1.0 - pv));

@@ -543,10 +543,13 @@ double SL_F(ce_index_tiles)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, co
  * grad wrt x: scale (p_j Q - w_j q_j), Q = sum_c w_c q_c;
  * grad wrt t: scale (1-eps) w_c (lse - x_c).
  * Exact path when S < 2 (s' recomputed; at k*: p Q - w q = p Q' - w q s'/S with
- * Q' = Q - w_k* q_k*, summed without the k* term). */
+ * Q' = Q - w_k* q_k*, summed without the k* term).
+ * unit_mass: the gradient wrt x uses mass 1 instead of Q, i.e. p_j - w_j q_j
+ * (TensorFlow's softmax_cross_entropy_with_logits: softmax - labels whatever the row
+ * sum of the labels; the true derivative only when Q = 1). The loss is unchanged. */
 double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, int64_t r1,
                           const SL_T *w, double eps, double *loss, SL_T *gx, SL_T *gt,
-                          double gscale, const double *grow) {
+                          double gscale, const double *grow, int unit_mass) {
   double total = 0.0;
   const double ec = C > 0 ? eps / (double)C : 0.0, om = 1.0 - eps;
   for (int64_t i = r0; i < r1; i++) {
@@ -609,14 +612,15 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
         gtr[j] = (SL_T)(sc * om * (w ? (double)w[j] : 1.0) * ((md - (double)xr[j]) + L));
     }
     if (!gxr) continue;
-    const double kq = sc * Q / S;
+    const double Qg = unit_mass ? 1.0 : Q;
+    const double kq = sc * Qg / S;
     for (int64_t j = 0; j < C; j++) {
       double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
       gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
     }
     if (ks >= 0) {
       double wqk = (w ? (double)w[ks] : 1.0) * (om * (double)tr[ks] + ec);
-      gxr[ks] = (SL_T)(sc * ((Q - wqk) / S - wqk * (sp / S)));
+      gxr[ks] = (SL_T)(sc * ((Qg - wqk) / S - wqk * (sp / S)));
     }
   }
   return total;

@@ -1,0 +1,4 @@
+"""Mirror of ``tf.compat.v1`` (the ``losses`` module)."""
+from . import losses
+
+__all__ = ["losses"]
