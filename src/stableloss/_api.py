@@ -169,7 +169,8 @@ def linear_cross_entropy(hidden, weight, labels, bias=None, *, class_weight=None
     class_weight, ignore_index, label_smoothing, reduction, z_loss, return_lse, out
         As ``weight``, ``ignore_index``, ... of :func:`softmax_cross_entropy` (index labels).
     chunk_size : int, optional
-        Rows per chunk; default: clamp(min(64 MiB / (V * itemsize), ceil(N / 16)), 128, N).
+        Rows per chunk; default: ``min(N, max(256, min(256 MiB // (V * itemsize), ceil(N / 5))))``
+        (docs/linear_cross_entropy.md).
 
     Returns
     -------

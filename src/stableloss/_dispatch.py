@@ -889,9 +889,11 @@ def binary_focal_impl(a, wrt, grad_output, grad_out=None):
 # G in place, then grad_hidden[chunk] = G @ weight, grad_weight += G.T @ hidden[chunk],
 # grad_bias += the column sums of G. docs/linear_cross_entropy.md has the chunk rule and
 # the memory arithmetic.
-LINEAR_CE_BUDGET = 64 << 20     # bytes of the logits buffer the automatic chunk aims at
-LINEAR_CE_MIN_ROWS = 128        # ... but never fewer rows than this (GEMM efficiency)
-LINEAR_CE_SPLIT = 16            # ... nor more than ceil(N / 16) (1/8 of the unfused 2 N V)
+LINEAR_CE_BUDGET = 256 << 20    # bytes of the logits buffer the automatic chunk stays within
+LINEAR_CE_SPLIT = 5             # ... and at most ceil(N / 5) rows: the buffer is then at most
+                                # 1/10 of the unfused path's logits + gradient (2 N V)
+LINEAR_CE_MIN_ROWS = 256        # ... but never fewer rows than this: below it OpenBLAS's threaded
+                                # G @ weight (M = rows, K = V) loses most of its speed
 
 try:    # gemm with beta=1: grad_weight accumulates in place (no (V, d) temporary)
     from scipy.linalg import blas as _scipy_blas
@@ -902,7 +904,7 @@ _USE_SCIPY_BLAS = _scipy_blas is not None
 
 def linear_ce_chunk_rows(N, V, itemsize, chunk_size=None):
     """Rows per chunk: `chunk_size` if given, else
-    clamp(min(LINEAR_CE_BUDGET // (V * itemsize), ceil(N / LINEAR_CE_SPLIT)), LINEAR_CE_MIN_ROWS, N)."""
+    min(N, max(LINEAR_CE_MIN_ROWS, min(LINEAR_CE_BUDGET // (V * itemsize), ceil(N / LINEAR_CE_SPLIT))))."""
     if N == 0:
         return 0
     if chunk_size is not None:
