@@ -380,3 +380,161 @@ def test_peak_memory_bound():
         del r
     assert peaks["unfused"] >= 2 * 2560 * 2000 * 8
     assert peaks["fused"] <= peaks["unfused"] / 8, peaks
+
+
+# ------------------------------------------------------------------ the PyTorch mirror
+def _mirror_case(seed, N=9, d=4, C=7, outf=()):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N, d)), rng.standard_normal((C, *outf, d)) * 0.8,
+            rng.standard_normal((C, *outf)), rng.integers(0, C, (N, *outf)))
+
+
+@pytest.mark.parametrize("red,ii,eps,use_w,bias", list(itertools.product(
+    ["mean", "sum", "none"], [None, 2], [0.0, 0.1], [False, True], [False, True])))
+def test_mirror_functional_vs_torch(red, ii, eps, use_w, bias):
+    torch = _torch()
+    from stableloss.torch.nn import functional as SF
+    h, W, b, t = _mirror_case(5)
+    t[::3] = 2 if ii == 2 else t[::3]
+    cw = np.linspace(0.5, 2.0, 7) if use_w else None
+    kw = dict(reduction=red, ignore_index=ii, label_smoothing=eps)
+    ht, Wt = torch.tensor(h, requires_grad=True), torch.tensor(W, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True) if bias else None
+    ref = torch.nn.functional.linear_cross_entropy(ht, Wt, torch.tensor(t), linear_bias=bt,
+                                                   weight=None if cw is None else torch.tensor(cw), **kw)
+    ref.backward(torch.ones_like(ref))
+    val, (gh, gw) = sl.value_and_grad(SF.linear_cross_entropy, argnums=(0, 1))(
+        h, W, t, linear_bias=b if bias else None, weight=cw, **kw)
+    _close(val, ref.detach().numpy())
+    _close(gh, ht.grad.numpy())
+    _close(gw, Wt.grad.numpy())
+    # the autograd bridge: all three gradients, tensors in and out
+    from stableloss.torch import autograd as SA
+    x = [torch.tensor(a, requires_grad=True) for a in (h, W, b)]
+    out = SA.linear_cross_entropy(x[0], x[1], torch.tensor(t), linear_bias=x[2] if bias else None,
+                                  weight=None if cw is None else torch.tensor(cw), **kw)
+    out.backward(torch.ones_like(out) * 1.5)
+    ref2 = [torch.tensor(a, requires_grad=True) for a in (h, W, b)]
+    r2 = torch.nn.functional.linear_cross_entropy(ref2[0], ref2[1], torch.tensor(t),
+                                                  linear_bias=ref2[2] if bias else None,
+                                                  weight=None if cw is None else torch.tensor(cw), **kw)
+    r2.backward(torch.ones_like(r2) * 1.5)
+    _close(out.detach().numpy(), r2.detach().numpy())
+    for p, q in zip(x[:3 if bias else 2], ref2):
+        _close(p.grad.numpy(), q.grad.numpy())
+    if not bias:
+        assert x[2].grad is None
+
+
+def test_mirror_kdim_probabilities_and_unbatched():
+    torch = _torch()
+    from stableloss.torch.nn import functional as SF
+    TF = torch.nn.functional
+    h, W, b, t = _mirror_case(6, outf=(2, 3))
+    for bias in (None, b):
+        ref = TF.linear_cross_entropy(torch.tensor(h), torch.tensor(W), torch.tensor(t),
+                                      linear_bias=None if bias is None else torch.tensor(bias))
+        _close(SF.linear_cross_entropy(h, W, t, linear_bias=bias), ref.numpy())
+    h, W, b, t = _mirror_case(7)
+    q = np.random.default_rng(0).dirichlet(np.ones(7), 9)
+    ht, Wt = torch.tensor(h, requires_grad=True), torch.tensor(W, requires_grad=True)
+    ref = TF.linear_cross_entropy(ht, Wt, torch.tensor(q), label_smoothing=0.1)
+    ref.backward()
+    val, (gh, gw) = sl.value_and_grad(SF.linear_cross_entropy, argnums=(0, 1))(h, W, q, label_smoothing=0.1)
+    _close(val, ref.detach().numpy())
+    _close(gh, ht.grad.numpy())
+    _close(gw, Wt.grad.numpy())
+    ref = TF.linear_cross_entropy(torch.tensor(h[0]), torch.tensor(W), torch.tensor(t[0]))
+    _close(SF.linear_cross_entropy(h[0], W, t[0]), ref.numpy())
+
+
+def test_mirror_errors_and_warnings_match_torch():
+    torch = _torch()
+    from stableloss.torch.nn import functional as SF
+    import warnings
+    TF = torch.nn.functional
+    h, W, b, t = _mirror_case(8)
+    W3 = np.zeros((7, 2, 4))
+    # (an int32 target is accepted, as by the mirror's cross_entropy: docs/torch.md)
+    cases = [
+        ((h[None], W, t), {}),
+        ((h, W[0], t), {}),
+        ((h, W[:, :3], t), {}),
+        ((h, W, t), dict(linear_bias=b[:5])),
+        ((h[0], W3, t[0]), {}),
+        ((h, W, np.full((9, 7), 1 / 7)), dict(ignore_index=1)),
+        ((h, W, np.array([0, 1, 2, 3, 4, 5, 6, 7, 0])), {}),
+        ((h, W, t), dict(reduction="avg")),
+        ((h, W.astype(np.float32), t), {}),
+        ((h, W, t), dict(label_smoothing=1.5)),
+    ]
+    for args, kw in cases:
+        targs = [torch.tensor(a) for a in args]
+        tkw = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+        with pytest.raises(Exception) as te:
+            TF.linear_cross_entropy(*targs, **tkw)
+        with pytest.raises(type(te.value)) as se:
+            SF.linear_cross_entropy(*args, **kw)
+        assert str(se.value) == str(te.value), (args[0].shape, kw)
+    opts = torch.nn.LinearCrossEntropyOptions()
+    for kw in (dict(label_smoothing=0.1), dict(linear_bias=np.zeros(7))):
+        with warnings.catch_warnings(record=True) as tw:
+            warnings.simplefilter("always")
+            TF.linear_cross_entropy(torch.tensor(h), torch.tensor(W), torch.tensor(t), options=opts,
+                                    **{k: torch.tensor(v) if isinstance(v, np.ndarray) else v
+                                       for k, v in kw.items()})
+        with warnings.catch_warnings(record=True) as sw:
+            warnings.simplefilter("always")
+            SF.linear_cross_entropy(h, W, t, options=opts, **kw)
+        assert [str(w.message) for w in sw] == [str(w.message) for w in tw]
+    # options.batch_chunk_size is the chunk size; values as without
+    o3 = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=3)
+    _close(SF.linear_cross_entropy(h, W, t, options=o3), SF.linear_cross_entropy(h, W, t))
+
+
+def test_mirror_module_matches_torch_module():
+    torch = _torch()
+    import inspect
+    import stableloss.torch.nn as snn
+    assert (str(inspect.signature(snn.LinearCrossEntropyLoss.__init__)).replace("torch.nn.modules."
+            "linear_cross_entropy_options.LinearCrossEntropyOptions | None", "NoneType")
+            .count("=") == str(inspect.signature(torch.nn.LinearCrossEntropyLoss.__init__)).count("="))
+    tm = torch.nn.LinearCrossEntropyLoss(4, 7, bias=True, dtype=torch.float64, ignore_index=1,
+                                         label_smoothing=0.05)
+    sm = snn.LinearCrossEntropyLoss(4, 7, bias=True, dtype=torch.float64, ignore_index=1, label_smoothing=0.05)
+    assert sm.linear.weight.shape == tuple(tm.linear.weight.shape) and sm.linear.weight.dtype == np.float64
+    sm.linear.weight = tm.linear.weight.detach().numpy().copy()
+    sm.linear.bias = tm.linear.bias.detach().numpy().copy()
+    h, _, _, t = _mirror_case(9)
+    ht = torch.tensor(h, requires_grad=True)
+    ref = tm(ht, torch.tensor(t))
+    ref.backward()
+    _close(sm(h, t), ref.detach().numpy())
+    _close(sm.backward(), ht.grad.numpy())
+    _close(sm.linear.grad_weight, tm.linear.weight.grad.numpy())
+    _close(sm.linear.grad_bias, tm.linear.bias.grad.numpy())
+    _close(sl.value_and_grad(sm)(h, t)[1], ht.grad.numpy())
+    for bad in (dict(weight=np.ones(3)), dict(label_smoothing=2.0)):
+        with pytest.raises(RuntimeError) as te:
+            torch.nn.LinearCrossEntropyLoss(4, 7, **{k: torch.tensor(v) if isinstance(v, np.ndarray) else v
+                                                     for k, v in bad.items()})
+        with pytest.raises(RuntimeError, match=str(te.value).replace("(", r"\(").replace(")", r"\)")
+                           .replace("[", r"\[").replace("]", r"\]")):
+            snn.LinearCrossEntropyLoss(4, 7, **bad)
+
+
+def test_mirror_float32_vs_torch():
+    torch = _torch()
+    from stableloss.torch.nn import functional as SF
+    rng = np.random.default_rng(10)
+    h = rng.standard_normal((300, 32)).astype(np.float32)
+    W = (rng.standard_normal((1000, 32)) * 0.3).astype(np.float32)
+    t = rng.integers(0, 1000, 300)
+    ht, Wt = torch.tensor(h, requires_grad=True), torch.tensor(W, requires_grad=True)
+    ref = torch.nn.functional.linear_cross_entropy(ht, Wt, torch.tensor(t))
+    ref.backward()
+    val, (gh, gw) = sl.value_and_grad(SF.linear_cross_entropy, argnums=(0, 1))(ht, Wt, torch.tensor(t))
+    assert val.dtype == torch.float32 and gh.dtype == torch.float32
+    np.testing.assert_allclose(val.numpy(), ref.detach().numpy(), rtol=2e-6)
+    np.testing.assert_allclose(gh.numpy(), ht.grad.numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(gw.numpy(), Wt.grad.numpy(), rtol=1e-4, atol=1e-7)
