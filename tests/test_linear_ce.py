@@ -52,7 +52,7 @@ def _unfused(h, W, b, t, **kw):
 
 GRID = list(itertools.product(
     [(1, 3, 5), (9, 4, 13), (37, 6, 50)],      # (N, d, V)
-    [None, 4, 16],                              # chunk_size (V never a multiple of it)
+    [None, 4],                                  # chunk_size (V never a multiple of it)
     [None, 2],                                  # ignore_index
     [False, True],                              # class weights
     [0.0, 0.15],                                # label smoothing
@@ -82,7 +82,7 @@ def _torch():
     return pytest.importorskip("torch")
 
 
-TORCH_GRID = list(itertools.product([(7, 5, 11), (33, 8, 70)], [None, 10], [None, 3], [False, True],
+TORCH_GRID = list(itertools.product([(7, 5, 11), (33, 8, 70)], [10], [None, 3], [False, True],
                                     [0.0, 0.2], ["mean", "sum", "none"], [False, True]))
 
 
