@@ -15,6 +15,7 @@ from ._api import (
     softmax,
     log_softmax,
     softmax_cross_entropy,
+    linear_cross_entropy,
     nll_loss,
     sigmoid_cross_entropy,
     binary_cross_entropy,
@@ -25,7 +26,7 @@ from ._api import (
 )
 
 __all__ = [
-    "logsumexp", "softmax", "log_softmax", "softmax_cross_entropy", "nll_loss",
+    "logsumexp", "softmax", "log_softmax", "softmax_cross_entropy", "linear_cross_entropy", "nll_loss",
     "sigmoid_cross_entropy", "binary_cross_entropy", "sigmoid", "log_sigmoid", "kl_div",
     "sigmoid_focal_loss",
     "value_and_grad", "grad", "show_config", "get_num_threads", "set_num_threads",

@@ -85,7 +85,8 @@ def log_softmax(x, axis=-1, *, out=None, n_threads=None):
 
 @differentiable("logits", "labels", impl=D.softmax_cross_entropy_impl)
 def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=None,
-                          label_smoothing=0.0, reduction="mean", out=None, n_threads=None):
+                          label_smoothing=0.0, reduction="mean", z_loss=0.0, return_lse=False, out=None,
+                          n_threads=None):
     r"""Softmax cross-entropy from logits, fused and exact.
 
     Parameters
@@ -106,6 +107,16 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=
         "mean" for index labels is :math:`\sum_n \ell_n / \sum_n w_{y_n}` over
         non-ignored rows (NaN if that is 0); for probability labels it divides by the
         number of rows.
+    z_loss : float >= 0, default 0
+        Index labels only: adds PaLM's auxiliary :math:`z\,\mathrm{lse}_n^2` to the loss of
+        every non-ignored row (not multiplied by the class weight; reduced with the loss,
+        "mean" dividing by the same denominator), with its gradient
+        :math:`2 z\,\mathrm{lse}_n\,p_j`, in the same fused pass.
+    return_lse : bool, default False
+        Index labels only: return ``(loss, lse)``, ``lse`` the per-row logsumexp of the
+        logits (shape of the labels, result dtype) from the same pass. Ignored rows get
+        their logsumexp too; rows whose loss is NaN get NaN. Under ``value_and_grad``
+        the value is this pair and the gradient is the loss's.
     out : ndarray, optional
         For ``reduction="none"``: where to write the per-row losses.
 
@@ -136,7 +147,63 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=
     """
     return D.softmax_cross_entropy_impl(
         _args(logits=logits, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,
-              label_smoothing=label_smoothing, reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
+              label_smoothing=label_smoothing, reduction=reduction, z_loss=z_loss, return_lse=return_lse,
+              out=out, n_threads=n_threads), (), None)[0]
+
+
+@differentiable("hidden", "weight", "bias", impl=D.linear_cross_entropy_impl)
+def linear_cross_entropy(hidden, weight, labels, bias=None, *, class_weight=None, ignore_index=None,
+                         label_smoothing=0.0, reduction="mean", z_loss=0.0, return_lse=False, chunk_size=None,
+                         out=None, n_threads=None):
+    r"""Fused linear cross-entropy: ``softmax_cross_entropy(hidden @ weight.T + bias, labels)``
+    without ever holding the (N, V) logits.
+
+    Parameters
+    ----------
+    hidden : array_like, shape (..., d)
+    weight : array_like, shape (V, d)
+        The output projection (one row per class).
+    labels : integer array_like, shape ``hidden.shape[:-1]``
+        Class indices in [0, V) (or `ignore_index`).
+    bias : array_like of shape (V,), optional
+    class_weight, ignore_index, label_smoothing, reduction, z_loss, return_lse, out
+        As ``weight``, ``ignore_index``, ... of :func:`softmax_cross_entropy` (index labels).
+    chunk_size : int, optional
+        Rows per chunk; default: ``min(N, max(256, min(256 MiB // (V * itemsize), ceil(N / 5))))``
+        (docs/linear_cross_entropy.md).
+
+    Returns
+    -------
+    The loss as :func:`softmax_cross_entropy` returns it (``(loss, lse)`` with `return_lse`).
+
+    Notes
+    -----
+    Rows are processed in chunks: one GEMM writes a chunk's logits into a reused
+    (chunk, V) buffer, the fused cross-entropy kernel replaces them by the gradient
+    wrt the logits (scaled by the reduction and `grad_output`) in place, then
+    ``grad_hidden[chunk] = G @ weight``, ``grad_weight += G.T @ hidden[chunk]`` and
+    ``grad_bias += G.sum(0)``. ``sl.value_and_grad(sl.linear_cross_entropy,
+    argnums=(0, 1, 3))`` returns the three gradients from that one pass. The loss has the
+    exactness of :func:`softmax_cross_entropy` on the computed logits (no cancellation on
+    confident rows; a common offset added to every logit, e.g. through the bias, does not
+    change the loss beyond the rounding of the logits themselves). float32 and float64
+    (mixed: float64); float16/bfloat16 hidden and weight compute in float32 (a half weight
+    is converted to float32 once) and return their dtype. BLAS threads are NumPy's/SciPy's
+    (threadpoolctl), `n_threads` sets the cross-entropy kernel's.
+
+    Examples
+    --------
+    >>> import numpy as np, stableloss as sl
+    >>> rng = np.random.default_rng(0)
+    >>> h, w, t = rng.standard_normal((6, 4)), rng.standard_normal((10, 4)), np.arange(6)
+    >>> loss, (gh, gw) = sl.value_and_grad(sl.linear_cross_entropy, argnums=(0, 1))(h, w, t)
+    >>> bool(np.isclose(loss, sl.softmax_cross_entropy(h @ w.T, t)))
+    True
+    """
+    return D.linear_cross_entropy_impl(
+        _args(hidden=hidden, weight=weight, labels=labels, bias=bias, class_weight=class_weight,
+              ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction, z_loss=z_loss,
+              return_lse=return_lse, chunk_size=chunk_size, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("log_probs", impl=D.nll_loss_impl)

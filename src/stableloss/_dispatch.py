@@ -350,11 +350,17 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     red = V.check_reduction(a["reduction"])
     eps = V.check_label_smoothing(a["label_smoothing"])
     has_ii, ii = V.check_ignore_index(a["ignore_index"])
+    zl = V.check_z_loss(a.get("z_loss", 0.0))
+    want_lse = bool(a.get("return_lse", False))
     _check_reduced_out(a["out"], red)
     rows = _Rows(x, ax)
     w = V.class_weight(a["weight"], rows.C, cd)
     lab_in = np.asarray(a["labels"])
     prob = lab_in.shape == x.shape
+    if prob and (zl or want_lse):
+        raise ValueError(f"{'z_loss' if zl else 'return_lse'}: only with class-index labels "
+                         f"(got probability labels, the logits' shape)")
+    lse = np.empty(rows.N, np.float64) if want_lse else None
     out = V.check_out(a["out"], rows.batch, rd) if red == "none" else None
     loss = np.empty(rows.N, np.float64)
     grads = {}
@@ -401,17 +407,27 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
         if half is None:
             gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
-            total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt)
+            total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt,
+                                    zl, lse)
         else:
             g2 = np.empty((rows.N, rows.C), np.uint16) if "logits" in wrt else None
-            total, bad = K.ce_index_half(rows.x2, half, lab, w, W, has_ii, ii, eps, loss, g2, gscale, grow, nt)
+            total, bad = K.ce_index_half(rows.x2, half, lab, w, W, has_ii, ii, eps, loss, g2, gscale, grow, nt,
+                                         zl, lse)
             loss = loss.astype(np.float32).astype(np.float64)   # as the float32 call, then rounded
         if bad >= 0:  # unreachable after check_label_range; kept as the kernels' contract
             V.raise_bad_label(lab, rows.batch, bad, rows.C)
         if "logits" in wrt:
             grads["logits"] = gx.result() if half is None else rows.from_rows(g2).view(rd)
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
+    if want_lse:
+        value = (value, _lse_result(lse, rows.batch, rd))
     return value, grads
+
+
+def _lse_result(lse, batch, rd):
+    """The per-row logsumexp (float64 from the kernel) in the result dtype and loss shape."""
+    with np.errstate(over="ignore"):
+        return lse.reshape(batch).astype(rd)
 
 
 def nll_loss_impl(a, wrt, grad_output, grad_out=None):
@@ -864,3 +880,183 @@ def binary_focal_impl(a, wrt, grad_output, grad_out=None):
             gy = gy + (g_p * (p * (one - p)) if a["from_logits"] else g_p)
             grads["y_pred"] = gy.astype(rd)
     return loss.astype(rd), grads
+
+
+# ---------------------------------------------------------------- fused linear cross-entropy
+# loss(hidden @ weight.T + bias, labels) and its gradients without the (N, V) logits:
+# rows in chunks of `cs`; per chunk one BLAS GEMM writes the chunk's logits into a reused
+# (cs, V) buffer, the index-label CE kernel (ce_index) turns them into the scaled gradient
+# G in place, then grad_hidden[chunk] = G @ weight, grad_weight += G.T @ hidden[chunk],
+# grad_bias += the column sums of G. docs/linear_cross_entropy.md has the chunk rule and
+# the memory arithmetic.
+LINEAR_CE_BUDGET = 256 << 20    # bytes of the logits buffer the automatic chunk stays within
+LINEAR_CE_SPLIT = 5             # ... and at most ceil(N / 5) rows: the buffer is then at most
+                                # 1/10 of the unfused path's logits + gradient (2 N V)
+LINEAR_CE_MIN_ROWS = 256        # ... but never fewer rows than this: below it OpenBLAS's threaded
+                                # G @ weight (M = rows, K = V) loses most of its speed
+
+try:    # gemm with beta=1: grad_weight accumulates in place (no (V, d) temporary)
+    from scipy.linalg import blas as _scipy_blas
+except ImportError:  # pragma: no cover - the NumPy fallback is tested by forcing it
+    _scipy_blas = None
+_USE_SCIPY_BLAS = _scipy_blas is not None
+
+
+def linear_ce_chunk_rows(N, V, itemsize, chunk_size=None):
+    """Rows per chunk: `chunk_size` if given, else
+    min(N, max(LINEAR_CE_MIN_ROWS, min(LINEAR_CE_BUDGET // (V * itemsize), ceil(N / LINEAR_CE_SPLIT))))."""
+    if N == 0:
+        return 0
+    if chunk_size is not None:
+        return min(N, chunk_size)
+    rows = min(LINEAR_CE_BUDGET // max(V * itemsize, 1), -(-N // LINEAR_CE_SPLIT))
+    return int(min(N, max(LINEAR_CE_MIN_ROWS, rows)))
+
+
+def _gemm_acc(c, a, g):
+    """c += g.T @ a for C-contiguous c (V, d), a (n, d), g (n, V): BLAS with beta=1 when
+    SciPy is there, else V-slices through a small temporary."""
+    if _USE_SCIPY_BLAS:
+        f = _scipy_blas.sgemm if c.dtype == np.float32 else _scipy_blas.dgemm
+        # Fortran view: c.T (d, V) += a.T (d, n) @ (g.T (V, n)).T
+        r = f(1.0, a.T, g.T, beta=1.0, c=c.T, trans_b=1, overwrite_c=1)
+        if not np.shares_memory(r, c):      # pragma: no cover - f2py copied (never with these layouts)
+            c.T[...] = r
+        return
+    V_, d = c.shape
+    S = max(64, (4 << 20) // max(d * c.itemsize, 1))
+    tmp = np.empty((min(S, V_), d), c.dtype)
+    for v0 in range(0, V_, S):
+        v1 = min(V_, v0 + S)
+        t = tmp[:v1 - v0]
+        np.matmul(g[:, v0:v1].T, a, out=t)
+        c[v0:v1] += t
+
+
+def _lce_float(arr, name):
+    """(array, result dtype, half): half inputs stay as they are (converted per chunk)."""
+    if V.half_kind(arr) is not None:
+        return arr, arr.dtype, True
+    x, rd = V.float_array(arr, name)
+    return x, rd, False
+
+
+def _lce_grad_buf(name, grad_out, shape, rd, cd, inputs):
+    """(buffer the pass writes, target to deliver into or None)."""
+    if grad_out is not None and name in grad_out:
+        arr = V.check_out(grad_out[name], shape, rd, name="grad_out")
+        for o in inputs:
+            if np.shares_memory(arr, o):
+                raise ValueError(f"grad_out: the gradient of {name!r} must not overlap any input")
+        if arr.dtype == cd and arr.flags.c_contiguous:
+            return arr, None
+        return np.empty(shape, cd), arr
+    return np.empty(shape, cd), None
+
+
+def linear_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
+    hin, win = np.asarray(a["hidden"]), np.asarray(a["weight"])
+    h, hrd, hhalf = _lce_float(hin, "hidden")
+    W, wrd, whalf = _lce_float(win, "weight")
+    bin_ = a["bias"]
+    if bin_ is not None:
+        b, brd, bhalf = _lce_float(np.asarray(bin_), "bias")
+    if h.ndim < 1:
+        raise ValueError("hidden: expected an array of shape (..., d), got a 0-d array")
+    if W.ndim != 2:
+        raise ValueError(f"weight: expected shape (V, d), got {W.shape}")
+    Vn, d = W.shape
+    if h.shape[-1] != d:
+        raise ValueError(f"hidden: last dimension {h.shape[-1]} does not match the weight's d = {d} "
+                         f"(weight shape {W.shape})")
+    if bin_ is not None and b.shape != (Vn,):
+        raise ValueError(f"bias: expected shape ({Vn},), got {b.shape}")
+    rds = [hrd, wrd] + ([brd] if bin_ is not None else [])
+    cd = np.dtype(np.float64) if any(r == np.float64 for r in rds) else np.dtype(np.float32)
+    rd = rds[0] if all(r == rds[0] for r in rds) else cd
+    red = V.check_reduction(a["reduction"])
+    eps = V.check_label_smoothing(a["label_smoothing"])
+    has_ii, ii = V.check_ignore_index(a["ignore_index"])
+    zl = V.check_z_loss(a["z_loss"])
+    want_lse = bool(a["return_lse"])
+    cs_in = V.check_chunk_size(a["chunk_size"])
+    _check_reduced_out(a["out"], red)
+    if "bias" in wrt and bin_ is None:
+        raise ValueError("bias: is None; there is no bias to differentiate")
+    batch = h.shape[:-1]
+    N = math.prod(batch)
+    lab_in = np.asarray(a["labels"])
+    if lab_in.shape == batch + (Vn,) and lab_in.dtype.kind not in "iu":
+        raise ValueError("labels: probability labels (shape (..., V)) are not supported by the fused "
+                         "path; use softmax_cross_entropy(hidden @ weight.T + bias, labels)")
+    lab = V.index_labels(lab_in, batch).reshape(N)
+    V.check_label_range(lab, batch, Vn, has_ii, ii)
+    cw = V.class_weight(a["class_weight"], Vn, cd, name="class_weight")
+    out = V.check_out(a["out"], batch, rd) if red == "none" else None
+    denom = _class_denominator(lab, cw, has_ii, ii) if red == "mean" else 1.0
+    Wsum = float(np.sum(cw, dtype=np.float64)) if cw is not None else float(Vn)
+    gscale, grow = _row_grad_scale(red, grad_output, denom, batch, N)
+    nt = _nt(a)
+
+    h2 = h.reshape(N, d)
+    if not hhalf:
+        h2 = V.contiguous(h2, cd)
+    Wc = W.astype(cd) if whalf else V.contiguous(W, cd)        # half weight: one float32 copy
+    bc = None if bin_ is None else (b.astype(cd) if bhalf else V.contiguous(b, cd))
+    inputs = [x for x in (hin, win, None if bin_ is None else np.asarray(bin_), lab_in,
+                          None if a["class_weight"] is None else np.asarray(a["class_weight"]))
+              if isinstance(x, np.ndarray)]
+    gh = gw = gb = None
+    if "hidden" in wrt:
+        gh, gh_t = _lce_grad_buf("hidden", grad_out, h.shape, rd, cd, inputs)
+        gh2 = gh.reshape(N, d)
+    if "weight" in wrt:
+        gw, gw_t = _lce_grad_buf("weight", grad_out, (Vn, d), rd, cd, inputs)
+        gw[...] = 0
+    if "bias" in wrt:
+        gb, gb_t = _lce_grad_buf("bias", grad_out, (Vn,), rd, cd, inputs)
+        gb[...] = 0
+        colsum = np.empty(Vn, cd)
+
+    loss = np.empty(N, np.float64)
+    lse = np.empty(N, np.float64) if want_lse else None
+    cs = linear_ce_chunk_rows(N, Vn, cd.itemsize, cs_in)
+    buf = np.empty((cs, Vn), cd)
+    hbuf = np.empty((cs, d), cd) if hhalf else None
+    total = 0.0
+    grad = bool(wrt)
+    for r0 in range(0, N, max(cs, 1)):
+        r1 = min(N, r0 + cs)
+        n = r1 - r0
+        L = buf[:n]
+        if hhalf:
+            hc = hbuf[:n]
+            np.copyto(hc, h2[r0:r1], casting="unsafe")
+        else:
+            hc = h2[r0:r1]
+        np.matmul(hc, Wc.T, out=L)
+        if bc is not None:
+            L += bc
+        t, bad = K.ce_index(L, lab[r0:r1], cw, Wsum, has_ii, ii, eps, loss[r0:r1], L if grad else None,
+                            gscale, None if grow is None else grow[r0:r1], nt, zl,
+                            None if lse is None else lse[r0:r1])
+        if bad >= 0:  # unreachable after check_label_range; kept as the kernels' contract
+            V.raise_bad_label(lab, batch, r0 + bad, Vn)
+        total += t
+        if gw is not None:
+            _gemm_acc(gw, hc, L)
+        if gh is not None:
+            np.matmul(L, Wc, out=gh2[r0:r1])
+        if gb is not None:
+            np.sum(L, axis=0, out=colsum)
+            gb += colsum
+    value = _reduce(loss, total, red, denom, batch, rd, out)
+    if want_lse:
+        value = (value, _lse_result(lse, batch, rd))
+    grads = {}
+    for name, g, tgt in (("hidden", gh, gh_t if gh is not None else None),
+                         ("weight", gw, gw_t if gw is not None else None),
+                         ("bias", gb, gb_t if gb is not None else None)):
+        if g is not None:
+            grads[name] = _finish(g, rd, tgt)
+    return value, grads

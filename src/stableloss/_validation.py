@@ -133,6 +133,31 @@ def check_label_smoothing(eps):
     return eps
 
 
+def check_z_loss(z):
+    """The z-loss coefficient: a finite real number >= 0."""
+    if isinstance(z, (bool, np.bool_)) or not isinstance(z, numbers.Real):
+        raise TypeError(f"z_loss: expected a real number, got {type(z).__name__}")
+    z = float(z)
+    if not (0.0 <= z < float("inf")):
+        raise ValueError(f"z_loss: must be a finite number >= 0, got {z}")
+    return z
+
+
+def check_chunk_size(cs):
+    """None (automatic) or a positive integer."""
+    if cs is None:
+        return None
+    if isinstance(cs, (bool, np.bool_)):
+        raise TypeError("chunk_size: expected a positive integer or None, got bool")
+    try:
+        n = operator.index(cs)
+    except TypeError:
+        raise TypeError(f"chunk_size: expected a positive integer or None, got {type(cs).__name__}") from None
+    if n < 1:
+        raise ValueError(f"chunk_size: expected a positive integer or None, got {n}")
+    return n
+
+
 def check_ignore_index(ignore_index):
     if ignore_index is None:
         return False, 0

@@ -42,9 +42,11 @@ cdef extern from "sl_dispatch.h" nogil:
     void sl_log_softmax_vjp_rows_f32(const float*, const float*, int64_t, int64_t, int64_t, float*)
     void sl_log_softmax_vjp_rows_f64(const double*, const double*, int64_t, int64_t, int64_t, double*)
     double sl_ce_index_rows_f32(const float*, int64_t, int64_t, int64_t, const int64_t*, const float*, double,
-                                int, int64_t, double, double*, float*, double, const double*, int64_t*)
+                                int, int64_t, double, double*, float*, double, const double*, int64_t*,
+                                double, double*)
     double sl_ce_index_rows_f64(const double*, int64_t, int64_t, int64_t, const int64_t*, const double*, double,
-                                int, int64_t, double, double*, double*, double, const double*, int64_t*)
+                                int, int64_t, double, double*, double*, double, const double*, int64_t*,
+                                double, double*)
     double sl_ce_index_split_f32(const float*, int64_t, int64_t, const int64_t*, const float*, double, int,
                                  int64_t, double*, float*, double, const double*, int64_t*, int, double*)
     double sl_ce_index_split_f64(const double*, int64_t, int64_t, const int64_t*, const double*, double, int,
@@ -309,9 +311,11 @@ def softmax_vjp(cnp.ndarray y, cnp.ndarray g, cnp.ndarray out, bint log, int n_t
 
 def ce_index(cnp.ndarray x, cnp.ndarray labels, object weight, double W, bint has_ignore,
              int64_t ignore_index, double eps, cnp.ndarray loss, object grad,
-             double gscale, object grad_rows, int n_threads=0):
+             double gscale, object grad_rows, int n_threads=0, double z_loss=0.0, object lse=None):
     """Softmax cross-entropy with int64 class labels; per-row losses (float64) into
-    `loss`, gradient wrt x into `grad` when given. Returns (sum of losses, first bad row or -1)."""
+    `loss`, gradient wrt x into `grad` when given (it may be x itself: in place).
+    z_loss: the auxiliary z lse^2 per non-ignored row (loss and gradient); lse: a float64
+    (N,) array receiving each row's logsumexp. Returns (sum of losses, first bad row or -1)."""
     cdef int64_t N = x.shape[0], C = x.shape[1]
     cdef int f32 = _is32(x)
     dt = x.dtype
@@ -321,15 +325,17 @@ def ce_index(cnp.ndarray x, cnp.ndarray labels, object weight, double W, bint ha
     cdef double *lossp = <double*>_ptr(loss, np.float64, N, "loss")
     cdef void *gp = _optr(grad, dt, N * C, "grad")
     cdef double *grp = <double*>_optr(grad_rows, np.float64, N, "grad_output")
+    cdef double *lsep = <double*>_optr(lse, np.float64, N, "lse")
     cdef int64_t RB = _rows_per_block(C), nb = (N + RB - 1) // RB, b, r0, r1
     cdef int nt = _threads(n_threads, N * C)
     cdef double[::1] part = np.zeros(nb, dtype=np.float64)
     cdef int64_t[::1] bad = np.full(nb, -1, dtype=np.int64)
-    cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0
+    cdef bint plain = z_loss == 0.0 and lsep == NULL     # the tiled and split kernels: no z-loss, no lse
+    cdef bint tiles = C <= TINY_CLASSES and wp == NULL and eps == 0.0 and plain
     cdef double split_total
     cdef int64_t split_bad = -1
     cdef double[::1] work
-    if N < nt and eps == 0.0 and C >= SPLIT_MIN_CLASSES:
+    if N < nt and eps == 0.0 and C >= SPLIT_MIN_CLASSES and plain:
         # fewer rows than threads: split each row over threads (same bits as by rows)
         work = np.empty(((N * ((C + 1023) // 1024)) * 3 + N * 6) + 1, dtype=np.float64)
         with nogil:
@@ -356,11 +362,11 @@ def ce_index(cnp.ndarray x, cnp.ndarray labels, object weight, double W, bint ha
             elif f32:
                 part[b] = sl_ce_index_rows_f32(<const float*>xp, C, r0, r1, lp, <const float*>wp, W,
                                                has_ignore, ignore_index, eps, lossp, <float*>gp,
-                                               gscale, grp, &bad[b])
+                                               gscale, grp, &bad[b], z_loss, lsep)
             else:
                 part[b] = sl_ce_index_rows_f64(<const double*>xp, C, r0, r1, lp, <const double*>wp, W,
                                                has_ignore, ignore_index, eps, lossp, <double*>gp,
-                                               gscale, grp, &bad[b])
+                                               gscale, grp, &bad[b], z_loss, lsep)
     return _ordered_sum(part), _first_bad(bad)
 
 
@@ -396,7 +402,7 @@ cdef enum:
 ctypedef struct _HJob:
     int op, elem, wm, flag, has_ii, bf
     int64_t U, W, RB, K, ii
-    double d0, d1, d2
+    double d0, d1, d2, d3
     void *p[8]
     int kind[8]
     int isz[8]
@@ -409,7 +415,7 @@ ctypedef struct _HJob:
 _HOPS = {
     "lse": (0, "ir"), "softmax": (1, "iro"), "log_softmax": (2, "io"),
     "softmax_vjp": (3, "igoo"),        # x, grad_output, y, grad: forward and VJP fused
-    "ce_index": (4, "iLfDoD"), "ce_prob": (5, "iifDooD"), "nll": (6, "iLfDoD"),
+    "ce_index": (4, "iLfDoDD"), "ce_prob": (5, "iifDooD"), "nll": (6, "iLfDoD"),
     "bce_logits": (7, "iiwkoooi"), "bce_probs": (8, "iiwooi"),
     "sigmoid": (9, "io"), "sigmoid_vjp": (10, "iio"),
 }
@@ -437,7 +443,8 @@ cdef double _hkernel(_HJob *j, void **q, int64_t n, int64_t *bad) noexcept nogil
             return sl_ce_index_tiles_f32(x, W, 0, n, <const int64_t*>q[1], j.has_ii, j.ii, <double*>q[3],
                                          <float*>q[4], j.d1, <const double*>q[5], bad)
         return sl_ce_index_rows_f32(x, W, 0, n, <const int64_t*>q[1], <const float*>q[2], j.d2, j.has_ii,
-                                    j.ii, j.d0, <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad)
+                                    j.ii, j.d0, <double*>q[3], <float*>q[4], j.d1, <const double*>q[5], bad,
+                                    j.d3, <double*>q[6])
     elif j.op == 5:
         return sl_ce_prob_rows_f32(x, <const float*>q[1], W, 0, n, <const float*>q[2], j.d0, <double*>q[3],
                                    <float*>q[4], <float*>q[5], j.d1, <const double*>q[6], j.flag)
@@ -507,7 +514,7 @@ cdef double _hblock(_HJob *j, int64_t b, float *buf, int64_t *bad) noexcept nogi
 
 
 def half_run(str op, bint bf, int64_t U, int64_t W, tuple arrays, double d0=0.0, double d1=0.0,
-             double d2=0.0, bint has_ignore=False, int64_t ignore_index=0, int flag=0, int wm=0,
+             double d2=0.0, double d3=0.0, bint has_ignore=False, int64_t ignore_index=0, int flag=0, int wm=0,
              int64_t K=1, int n_threads=0):
     """Run kernel `op` (a key of _HOPS) over U units of W elements with half-precision
     arrays (uint16 bits; bf: bfloat16, else float16) read and written block by block.
@@ -527,7 +534,7 @@ def half_run(str op, bint bf, int64_t U, int64_t W, tuple arrays, double d0=0.0,
     j.op, j.bf, j.U, j.W, j.flag, j.wm = code, bf, U, W, flag, wm
     j.elem = code >= 7
     j.K = K if K > 0 else 1
-    j.has_ii, j.ii, j.d0, j.d1, j.d2 = has_ignore, ignore_index, d0, d1, d2
+    j.has_ii, j.ii, j.d0, j.d1, j.d2, j.d3 = has_ignore, ignore_index, d0, d1, d2, d3
     j.RB = BLOCK_ELEMS if j.elem else _rows_per_block(W)
     cdef int64_t blk = (j.RB if j.RB < U else U) * W, size
     cdef int k, half = 0
@@ -592,13 +599,13 @@ def half_run(str op, bint bf, int64_t U, int64_t W, tuple arrays, double d0=0.0,
 
 def ce_index_half(cnp.ndarray x, bint bf, cnp.ndarray labels, object weight, double W, bint has_ignore,
                   int64_t ignore_index, double eps, cnp.ndarray loss, object grad,
-                  double gscale, object grad_rows, int n_threads=0):
+                  double gscale, object grad_rows, int n_threads=0, double z_loss=0.0, object lse=None):
     """ce_index for float16 (bf=False) or bfloat16 (bf=True) logits given as uint16 bits,
     through half_run: results bitwise the float32 call's, rounded to the half dtype."""
     cdef int64_t C = x.shape[1]
-    tiles = C <= TINY_CLASSES and weight is None and eps == 0.0
-    return half_run("ce_index", bf, x.shape[0], C, (x, labels, weight, loss, grad, grad_rows), d0=eps,
-                    d1=gscale, d2=W, has_ignore=has_ignore, ignore_index=ignore_index, flag=tiles,
+    tiles = C <= TINY_CLASSES and weight is None and eps == 0.0 and z_loss == 0.0 and lse is None
+    return half_run("ce_index", bf, x.shape[0], C, (x, labels, weight, loss, grad, grad_rows, lse), d0=eps,
+                    d1=gscale, d2=W, d3=z_loss, has_ignore=has_ignore, ignore_index=ignore_index, flag=tiles,
                     n_threads=n_threads)
 
 

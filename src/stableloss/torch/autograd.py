@@ -11,6 +11,8 @@ gradient.
 
 Gradients flow to ``input`` (argument 0) only; a target, weight or pos_weight that
 requires grad raises ``NotImplementedError`` (torch would differentiate them).
+``linear_cross_entropy`` differentiates ``input``, ``linear_weight`` and ``linear_bias``
+(those that require grad), all from the one fused, chunked pass.
 Double backward is not supported: the functions are ``once_differentiable`` and a
 second differentiation raises torch's error for that.
 """
@@ -35,7 +37,7 @@ from ._common import to_numpy, to_tensor
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid", "logsumexp",
-           "sigmoid_focal_loss"]
+           "sigmoid_focal_loss", "linear_cross_entropy"]
 
 
 class _Bridge(torch.autograd.Function):
@@ -110,3 +112,65 @@ sigmoid = _bridge(_F.sigmoid)
 logsigmoid = _bridge(_F.logsigmoid)
 logsumexp = _bridge(_logsumexp)
 sigmoid_focal_loss = _bridge(_ops.sigmoid_focal_loss, main="inputs")
+
+
+class _LinearCEBridge(torch.autograd.Function):
+    """input, linear_weight, linear_bias -> loss; for a reduced loss the forward pass computes
+    the gradients of those that require grad in the same chunked pass."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, spec):
+        impl, args, reduced = spec
+        args = dict(args)
+        args["input"], args["linear_weight"] = to_numpy(x, "input"), to_numpy(w, "linear_weight")
+        args["linear_bias"] = None if b is None else to_numpy(b, "linear_bias")
+        names = ("input", "linear_weight", "linear_bias")
+        wrt = tuple(n for n, need in zip(names, ctx.needs_input_grad[:3]) if need)
+        ctx.args, ctx.impl, ctx.wrt = args, impl, wrt
+        ctx.dtypes = (x.dtype, w.dtype, None if b is None else b.dtype)
+        if reduced and wrt:
+            value, grads = impl(args, wrt, None, None)
+            ctx.saved = grads
+        else:
+            value, _ = impl(args, (), None, None)
+            ctx.saved = None
+        return to_tensor(value)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        if ctx.saved is not None:
+            grads, ctx.saved = ctx.saved, None
+            scale = None if (g.numel() == 1 and float(g) == 1.0) else g
+        else:
+            _, grads = ctx.impl(ctx.args, ctx.wrt, to_numpy(g.contiguous(), "grad_output"), None)
+            scale = None
+        out = []
+        for n, dt in zip(("input", "linear_weight", "linear_bias"), ctx.dtypes):
+            if n not in grads:
+                out.append(None)
+                continue
+            gr = to_tensor(grads[n])
+            if scale is not None:
+                gr = gr * scale.to(gr.dtype)
+            out.append(gr.to(dt))
+        return out[0], out[1], out[2], None
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                         ignore_index=None, label_smoothing=0.0, options=None):
+    """Autograd-bridged :func:`stableloss.torch.nn.functional.linear_cross_entropy`: tensors
+    in and out; gradients w.r.t. `input`, `linear_weight` and `linear_bias` (those that
+    require grad) from the fused, chunked pass."""
+    for name, v in (("input", input), ("linear_weight", linear_weight)):
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"linear_cross_entropy(): argument '{name}' must be a torch.Tensor, "
+                            f"not {type(v).__name__}")
+    for name, v in (("target", target), ("weight", weight)):
+        if isinstance(v, torch.Tensor) and v.requires_grad:
+            raise NotImplementedError(f"linear_cross_entropy(): the stableloss bridge differentiates input, "
+                                      f"linear_weight and linear_bias; '{name}' requires grad")
+    args = dict(target=target, weight=weight, reduction=reduction, ignore_index=ignore_index,
+                label_smoothing=label_smoothing, options=options)
+    impl = _lookup(_F.linear_cross_entropy).impl
+    return _LinearCEBridge.apply(input, linear_weight, linear_bias, (impl, args, reduction != "none"))

@@ -155,23 +155,22 @@ static double SL_F(row_sprime_exact)(const SL_T *restrict x, int64_t C, SL_T m, 
 }
 
 /* ---- logsumexp ------------------------------------------------------------ */
-void SL_F(lse_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, SL_T *out) {
-  for (int64_t i = r0; i < r1; i++) {
-    const SL_T *xr = x + i * C;
-    if (C == 0) { out[i] = -(SL_T)INFINITY; continue; }
-    SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
-    double S = SL_F(row_sumexp)(xr, C, m, lo);
-    if (!(S == S)) {                 /* NaN, +inf, or all -inf */
-      out[i] = SL_F(row_has_nan)(xr, C) ? (SL_T)NAN : m;
-      continue;
-    }
-    if (S < 2.0) {
-      int64_t ks = SL_F(row_first_max)(xr, C, m);
-      out[i] = (SL_T)((double)m + log1p(SL_F(row_sprime_exact)(xr, C, m, lo, ks, NULL)));
-    } else {
-      out[i] = (SL_T)((double)m + log(S));
-    }
+/* lse of one row in double (rounded to SL_T by lse_rows) */
+static double SL_F(row_lse)(const SL_T *restrict xr, int64_t C) {
+  if (C == 0) return -INFINITY;
+  SL_T lo, m; SL_F(row_minmax)(xr, C, &lo, &m);
+  double S = SL_F(row_sumexp)(xr, C, m, lo);
+  if (!(S == S))                     /* NaN, +inf, or all -inf */
+    return SL_F(row_has_nan)(xr, C) ? NAN : (double)m;
+  if (S < 2.0) {
+    int64_t ks = SL_F(row_first_max)(xr, C, m);
+    return (double)m + log1p(SL_F(row_sprime_exact)(xr, C, m, lo, ks, NULL));
   }
+  return (double)m + log(S);
+}
+
+void SL_F(lse_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1, SL_T *out) {
+  for (int64_t i = r0; i < r1; i++) out[i] = (SL_T)SL_F(row_lse)(x + i * C, C);
 }
 
 static SL_INLINE void SL_F(fill)(SL_T *restrict y, int64_t C, SL_T v) {
@@ -241,12 +240,16 @@ void SL_F(log_softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t
  * Writes loss[i] (double) for every row of the block, the gradient row when g
  * is not NULL, and returns the block's loss sum (rows in order). A label that is
  * neither in [0, C) nor ignore_index is never used as an index: its row gets a
- * NaN loss, a zero gradient row, and *bad = its row (the first in the block). */
+ * NaN loss, a zero gradient row, and *bad = its row (the first in the block).
+ * z-loss (zl > 0, PaLM's auxiliary z lse^2 on every non-ignored row, not class-weighted):
+ * loss_i += zl lse^2 and the gradient gains scale_i v 2 zl lse p_j (a += 2 zl lse).
+ * lse (not NULL): lse[i] = m + log S (m + log1p(s') on exact rows) in double; ignored
+ * rows get their logsumexp too, rows with a bad label or a NaN loss get NaN. */
 double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
                            const int64_t *labels, const SL_T *w, double W,
                            int has_ignore, int64_t ignore_index, double eps,
                            double *loss, SL_T *g, double gscale, const double *grow,
-                           int64_t *bad) {
+                           int64_t *bad, double zl, double *lse) {
   double total = 0.0;
   const double ec = C > 0 ? eps / (double)C : 0.0;
   for (int64_t i = r0; i < r1; i++) {
@@ -254,12 +257,14 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const int64_t y = labels[i];
     if (has_ignore && y == ignore_index) {
       loss[i] = 0.0;
+      if (lse) lse[i] = SL_F(row_lse)(xr, C);     /* read before g (may alias x) is zeroed */
       if (gr) SL_F(fill)(gr, C, 0);
       continue;
     }
     if (y < 0 || y >= C) {
       if (*bad < 0) *bad = i;
       loss[i] = NAN;
+      if (lse) lse[i] = NAN;
       if (gr) SL_F(fill)(gr, C, 0);
       continue;
     }
@@ -288,16 +293,21 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     }
     if (!(S == S)) {
       loss[i] = NAN; total += NAN;
+      if (lse) lse[i] = NAN;
       if (gr) SL_F(fill)(gr, C, (SL_T)NAN);
       continue;
     }
+    const double lsei = md + L;
+    if (lse) lse[i] = lsei;
     double li = (1.0 - eps) * wy * ((md - xy) + L);
     if (eps > 0.0) li += ec * (asm_ + W * L);
+    if (zl != 0.0) li += zl * (lsei * lsei);
     loss[i] = li; total += li;
     if (!gr) continue;
     /* gradient: gr holds e_j = exp(x_j - m); p_j = e_j / S (e_y == 1 on exact rows) */
     const double ey = (double)gr[y];
-    const double a = (1.0 - eps) * wy + ec * W;
+    const double zg = zl != 0.0 ? 2.0 * zl * lsei : 0.0;      /* d(zl lse^2)/d lse */
+    const double a = (1.0 - eps) * wy + ec * W + zg;
     const SL_T k = (SL_T)(sc * a / S);
     if (eps > 0.0 && w) {
       const double c2 = sc * ec;
@@ -309,7 +319,7 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
       for (int64_t j = 0; j < C; j++) gr[j] *= k;
     }
     /* target entry: a p_y - (1-eps) w_y - ec w_y; on exact rows (1 - p_y) = s'/S */
-    const double gy = exact ? -(1.0 - eps) * wy * (sp / S) + ec * W / S - ec * wy
+    const double gy = exact ? -(1.0 - eps) * wy * (sp / S) + (ec * W + zg) / S - ec * wy
                             : a * (ey / S) - (1.0 - eps) * wy - ec * wy;
     gr[y] = (SL_T)(sc * gy);
   }

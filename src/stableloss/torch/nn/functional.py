@@ -26,7 +26,7 @@ from ..._grad import register
 from .._common import (Args, check_dim, check_int, check_reduction, legacy_reduction, np_dtype,
                        relabel, require_float, resolve_reduction, size_str, torch_name)
 
-__all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "binary_cross_entropy",
+__all__ = ["softmax", "log_softmax", "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid"]
 
 
@@ -199,6 +199,126 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return _cross_entropy_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
                                     ignore_index=ignore_index, reduce=reduce, reduction=reduction,
                                     label_smoothing=label_smoothing), (), None)[0]
+
+
+# ------------------------------------------------------------------ linear_cross_entropy
+_C_TYPE = {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16"}
+_LCE_MAP = {"hidden": "input", "weight": "linear_weight", "bias": "linear_bias"}
+
+
+def _linear_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
+    A = Args(a, ("input", "linear_weight", "target", "linear_bias", "weight"))
+    x, Wl, t = np.asarray(A["input"]), np.asarray(A["linear_weight"]), np.asarray(A["target"])
+    b = None if A["linear_bias"] is None else np.asarray(A["linear_bias"])
+    if x.ndim < 1 or x.ndim > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {x.ndim}")
+    if Wl.ndim < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got {Wl.ndim}")
+    d = x.shape[-1]
+    if d != Wl.shape[-1]:
+        raise RuntimeError("expected equal input and linear_weight last dimensions (in_features), "
+                           f"got {x.shape[-1]} and {Wl.shape[-1]}, respectively")
+    C, outf = Wl.shape[0], tuple(Wl.shape[1:-1])
+    if b is not None and b.shape != (C,) + outf:
+        raise RuntimeError(f"expected linear_bias shape {(C, *outf)}, got {tuple(b.shape)}")
+    if outf and x.ndim == 1:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape {tuple(Wl.shape)} requires "
+                           f"batched input, (N, {d}), got unbatched input with shape {tuple(x.shape)}")
+    logits_shape = x.shape[:-1] + (C,) + outf
+    prob = t.shape == logits_shape
+    ii = a["ignore_index"]
+    if prob and ii is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    ii = -100 if ii is None else ii
+    red, eps, options = a["reduction"], a["label_smoothing"], a["options"]
+    if options is not None and (outf or red not in {"mean", "sum", "none"} or eps != 0.0 or t.dtype != np.int64):
+        warnings.warn(
+            "linear_cross_entropy: ``options`` ignored; chunked path needs reduction in {'mean','sum','none'}, "
+            "label_smoothing == 0, target.dtype == int64, out_features == (). Got "
+            f"reduction={red!r}, label_smoothing={eps}, target.dtype={'torch.' + str(t.dtype)}, "
+            f"out_features={outf}, tracing=False, linear_bias.shape={None if b is None else tuple(b.shape)}.",
+            UserWarning, stacklevel=3)
+    require_float(x, "addmm_impl_cpu_")
+    if x.dtype != Wl.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{_C_TYPE.get(x.dtype.name, x.dtype.name)} != {_C_TYPE.get(Wl.dtype.name, Wl.dtype.name)}")
+    if b is not None and b.dtype != x.dtype:
+        b = b.astype(x.dtype)
+    if outf or prob:
+        return _linear_ce_unfused(A, a, x, Wl, b, t, logits_shape, ii, wrt, grad_output, grad_out)
+    # the fused, chunked core path: cross_entropy's own checks first
+    check_reduction(red)
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"cross_entropy_loss(): argument 'label_smoothing' (position 8) must be float, "
+                        f"not {type(eps).__name__}")
+    if float(eps) > 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {float(eps)}")
+    ii = check_int(ii, "ignore_index", "cross_entropy_loss", 5)
+    if t.dtype.kind not in "iu":
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {torch_name(t.dtype)}")
+    if x.ndim == 2 and t.shape != (x.shape[0],):
+        if t.ndim >= 1 and t.shape[0] != x.shape[0]:
+            raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    if x.ndim == 1:
+        if t.size != 1 or t.ndim > 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.size}")
+        t = t.reshape(())
+    cs = getattr(options, "batch_chunk_size", None) if options is not None else None
+    core = dict(hidden=x, weight=Wl, labels=t, bias=b, class_weight=_class_weight(A["weight"], C),
+                ignore_index=ii, label_smoothing=max(float(eps), 0.0), reduction=red, z_loss=0.0,
+                return_lse=False, chunk_size=cs, out=None, n_threads=None)
+    inv = {ours: core_ for core_, ours in _LCE_MAP.items()}
+    cwrt = tuple(inv[n] for n in wrt if n in inv)
+    try:
+        value, grads = D.linear_cross_entropy_impl(core, cwrt, grad_output, _core_grad_out(grad_out, _LCE_MAP))
+    except V.LabelError as e:
+        raise relabel(e) from None
+    return A.wrap(value), _grads(A, grads, _LCE_MAP)
+
+
+def _linear_ce_unfused(A, a, x, Wl, b, t, logits_shape, ii, wrt, grad_output, grad_out):
+    """K-dimensional weights or probability targets: torch's reference composition
+    (linear, then cross_entropy) -- the logits are formed, as torch forms them."""
+    d = x.shape[-1]
+    W2 = Wl.reshape(-1, d)
+    x2 = x.reshape(-1, d)
+    flat = x2 @ W2.T + (0 if b is None else b.reshape(-1))
+    logits = flat.reshape(logits_shape)
+    ce = dict(input=logits, target=A["target"], weight=A["weight"], size_average=None, ignore_index=ii,
+              reduce=None, reduction=a["reduction"], label_smoothing=a["label_smoothing"])
+    value, g = _cross_entropy_impl(ce, ("input",) if wrt else (), grad_output)
+    grads = {}
+    if wrt:
+        gl = np.asarray(g["input"]).reshape(flat.shape)
+        if "input" in wrt:
+            grads["input"] = (gl @ W2).reshape(x.shape)
+        if "linear_weight" in wrt:
+            grads["linear_weight"] = (gl.T @ x2).reshape(Wl.shape)
+        if "linear_bias" in wrt and b is not None:
+            grads["linear_bias"] = gl.sum(0).reshape(b.shape)
+        for k, v in list(grads.items()):
+            if grad_out and k in grad_out:
+                np.copyto(grad_out[k], v, casting="unsafe")
+                v = grad_out[k]
+            grads[k] = A.wrap(v)
+    return A.wrap(value), grads
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                         ignore_index=None, label_smoothing=0.0, options=None):
+    """torch.nn.functional.linear_cross_entropy (torch 2.13): ``cross_entropy(linear(input,
+    linear_weight, linear_bias), target)`` computed by the fused, chunked core
+    (:func:`stableloss.linear_cross_entropy`): no (N, C) logits are held, with or without
+    `options` (an explicit ``options.batch_chunk_size`` is the chunk size; torch's other
+    option fields do not apply). ``ignore_index=None`` means -100 for class indices, as
+    torch. K-dimensional weights ``(C, d_1, ..., d_K, in_features)`` and probability
+    targets take torch's reference composition (the logits are formed). `options` with a
+    configuration torch's chunked path does not support warns as torch does."""
+    return _linear_cross_entropy_impl(dict(input=input, linear_weight=linear_weight, target=target,
+                                           linear_bias=linear_bias, weight=weight, reduction=reduction,
+                                           ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                           options=options), (), None)[0]
 
 
 def _nll_loss_impl(a, wrt, grad_output, grad_out=None):
@@ -417,3 +537,7 @@ IMPLS = {
 }
 for _f, _impl in IMPLS.items():
     register(_f, _impl, ("input",))
+# linear_bias is keyword-only (no argnum): its gradient comes from stableloss.torch.autograd,
+# LinearCrossEntropyLoss.backward() or the core function (argnums=3)
+IMPLS[linear_cross_entropy] = _linear_cross_entropy_impl
+register(linear_cross_entropy, _linear_cross_entropy_impl, ("input", "linear_weight"))
