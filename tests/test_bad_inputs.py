@@ -648,6 +648,12 @@ MIRROR_DIFFERENCES = {
     # don't have the same nested structure') or with a shape error; the mirror converts them
     **{("python_lists", ep.name): ("Python lists converted as arrays (float32 y_pred, as Keras's "
                                    "other losses)", "lists-as-float32") for ep in KERAS_EPS},
+    # docs/keras.md: out-of-range sparse labels raise sl.LabelError (Keras: TF's
+    # InvalidArgumentError; both are ValueErrors)
+    **{(e, ep.name): ("out-of-range sparse labels: sl.LabelError", Raises(sl.LabelError, None))
+       for ep in KERAS_EPS if ep.family == "index"
+       for e in ("label_eq_C", "label_huge", "label_minus_one", "label_int64_min", "label_nan",
+                 "label_uint64_huge", "zero_classes")},
     # tf.raw_ops' eager wrapper converts NumPy labels to the default Tlabels (int64) whatever
     # their dtype; the mirror applies the op's type check (as tf.nn's function does)
     **{(e, "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"):

@@ -234,8 +234,6 @@ def _scce(yt, yp, cd, from_logits, ignore_class, axis, cot, caller):
     if lab.shape != yp.shape[:-1]:
         raise ValueError("Arguments `target` and `output` must have the same shape up until the last "
                          f"dimension: target.shape={_shape(lab.shape)}, output.shape={_shape(yp.shape)}")
-    from ..tf.nn import _check_sparse_labels
-    _check_sparse_labels(lab, yp.shape[-1])     # TF's SparseSoftmaxCrossEntropyWithLogits check
     mask = None if valid is None else valid.reshape(res_shape)
     G = cot(yp.shape[:-1], mask)
     if G is not None and mask is not None:
