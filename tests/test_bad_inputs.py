@@ -1038,6 +1038,18 @@ def test_labels_checked_before_the_kernels(monkeypatch):
             sltf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
 
 
+def test_bfloat16_is_not_refused_as_a_void_dtype():
+    """ml_dtypes' bfloat16 has NumPy kind 'V' (as structured arrays do): the mirrors' checks
+    that refuse void/object/string inputs must let it through."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = np.array([[1.0, 2.0, 3.0]], dtype=ml_dtypes.bfloat16)
+    want = sl.softmax(x)
+    for got in (sltf.nn.softmax(x), slt.nn.functional.softmax(x, dim=-1), sltf.math.sigmoid(x)):
+        assert got.dtype == x.dtype
+    assert_bits_equal(sltf.nn.softmax(x), want, "tf")
+    assert_bits_equal(slt.nn.functional.softmax(x, dim=-1), want, "torch")
+
+
 # --------------------------------------------------------------------------------------------
 # > 2**31 elements: 64-bit indexing (STABLELOSS_HUGE_TESTS=1; about 9 GB)
 # --------------------------------------------------------------------------------------------

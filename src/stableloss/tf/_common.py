@@ -36,7 +36,7 @@ def to_numpy(x):
     and Python ints int32 (TF's defaults), bools bool. Never copies a NumPy array.
     """
     if isinstance(x, np.ndarray):
-        if x.dtype.kind in "OSUV":
+        if x.dtype.kind in "OSUV" and x.dtype.name != "bfloat16":
             _refuse(x)
         # TF holds native byte order: a big-endian array converts to the same values
         return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
@@ -46,7 +46,7 @@ def to_numpy(x):
     if numpy is not None and callable(numpy) and not isinstance(x, (list, tuple)):
         return np.asarray(numpy())
     a = np.asarray(x)
-    if a.dtype.kind in "OSUV":
+    if a.dtype.kind in "OSUV" and a.dtype.name != "bfloat16":
         _refuse(a, x)
     if a.dtype == np.float64:
         return a.astype(np.float32)
