@@ -6,6 +6,16 @@ import platform
 import sys
 
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
+_forked = False    # in a child made by fork(): GNU OpenMP's thread pool did not survive it
+
+
+def _after_fork_in_child():
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _physical = None
@@ -36,6 +46,8 @@ def get_num_threads():
     The global setting (set_num_threads) if any; else OpenMP's current maximum, which
     honours OMP_NUM_THREADS, threadpoolctl and torch.set_num_threads, capped at the
     number of physical cores unless OMP_NUM_THREADS asks for more explicitly."""
+    if _forked:
+        return 1
     if _num_threads:
         return _num_threads
     from ._core import _kernels
@@ -46,7 +58,17 @@ def get_num_threads():
 
 
 def resolve_threads(n_threads, name="n_threads"):
-    """A call's n_threads keyword: None -> get_num_threads(); else a positive int."""
+    """A call's n_threads keyword: None -> get_num_threads(); else a positive int.
+
+    In a process forked from one that may have run OpenMP, every call runs on one thread:
+    libgomp's worker threads do not exist in the child, and a parallel region there can
+    hang (docs/reliability.md); use the "spawn"/"forkserver" start methods for parallel
+    children."""
+    n = _requested_threads(n_threads, name)       # validated in the child too
+    return 1 if _forked else n
+
+
+def _requested_threads(n_threads, name):
     if n_threads is None:
         return get_num_threads()
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not hasattr(n_threads, "__index__"):

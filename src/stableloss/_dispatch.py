@@ -95,7 +95,9 @@ def _reduce(loss_rows, total, reduction, denom, shape, rd, out):
     if reduction == "sum":
         return rd.type(total)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return rd.type(total / denom if denom != 0 else math.nan)
+        # IEEE division, as PyTorch: 0/0 (all ignored) is NaN, a nonzero sum over a zero
+        # total weight (negative class weights) is +-inf
+        return rd.type(np.float64(total) / np.float64(denom))
 
 
 def _row_grad_scale(reduction, grad_output, denom, batch, N):
@@ -735,7 +737,7 @@ def sigmoid_focal_loss_impl(a, wrt, grad_output, grad_out=None):
     s = np.empty(x.shape, cd)
     sn = np.empty(x.shape, cd)
     K.sigmoid(xc, s, False, nt)
-    K.sigmoid(np.negative(xc), sn, False, nt)          # 1 - sigma(x), without cancellation
+    K.sigmoid(V.contiguous(np.negative(xc)), sn, False, nt)   # 1 - sigma(x), without cancellation (0-d too)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         u = s * (1 - zc) + sn * zc                      # 1 - p_t
         fac = u ** gamma if gamma != 0 else np.ones_like(u)

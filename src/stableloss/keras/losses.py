@@ -25,6 +25,11 @@ from .. import _guard as GD
 from .._grad import register
 from . import config as _config
 
+
+def _tf_edges(x, z, value):
+    from ..tf.nn import _sigmoid_tf_edges
+    return _sigmoid_tf_edges(x, z, value)
+
 __all__ = [
     "Loss", "BinaryCrossentropy", "CategoricalCrossentropy", "SparseCategoricalCrossentropy",
     "BinaryFocalCrossentropy", "CategoricalFocalCrossentropy",
@@ -65,11 +70,11 @@ def _compute(dt):
     return np.dtype(np.float32) if dt.itemsize == 2 else dt
 
 
-def _as_float(x, dtype):
+def _as_float(x, dtype, name="y_pred"):
     """`x` converted as ops.convert_to_tensor(x, dtype) does (values rounded to `dtype`)."""
     a = np.asarray(x)
     if a.dtype.kind not in "biuf" and a.dtype.name != "bfloat16":
-        raise TypeError(f"expected a real numeric array, got dtype {a.dtype}")
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     with np.errstate(over="ignore"):
         return a.astype(dtype, copy=False)
 
@@ -79,7 +84,7 @@ def _pred_dtype(y_pred):
     a = np.asarray(y_pred)
     if isinstance(y_pred, (np.ndarray, np.generic)) or hasattr(y_pred, "dtype"):
         if a.dtype.kind == "f" or a.dtype.name == "bfloat16":
-            return a.dtype
+            return a.dtype.newbyteorder("=")      # results in native byte order (big-endian input)
     return _np_dtype(_config.floatx())
 
 
@@ -155,6 +160,8 @@ def _bce(yt, yp, cd, from_logits, label_smoothing, axis, cot, caller):
         el, g = D.binary_cross_entropy_impl(
             dict(probs=yp, labels=yt, weight=None, reduction="none", out=None, policy="clip",
                  epsilon=lo, clip_max=hi, check_range=False, n_threads=None), want, ge)
+    if from_logits:       # TF's formula at infinite logits: NaN / inf where the core gives limits
+        el = _tf_edges(yp, yt, el)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)     # mean of an empty axis: NaN, as Keras
         loss = np.mean(el, axis=ax, dtype=cd).astype(cd)
@@ -270,6 +277,18 @@ def _bfce(yt, yp, cd, apply_class_balancing, alpha, gamma, from_logits, label_sm
     el, g = D.binary_focal_impl(
         dict(y_pred=yp, labels=yt, from_logits=bool(from_logits), lo=lo, hi=hi, gamma=gamma,
              alpha=alpha if apply_class_balancing else None), want, ge)
+    if from_logits and not np.all(np.isfinite(yp)):
+        # Keras multiplies TF's sigmoid cross-entropy, NaN or inf at infinite logits, by the
+        # focal factor: reproduce the product there
+        bad = ~np.isfinite(yp)
+        xb, zb = yp[bad], yt[bad]
+        with np.errstate(all="ignore"):
+            p = np.where(xb > 0, 1.0, np.where(xb < 0, 0.0, np.nan)).astype(cd)
+            f = np.power(1 - (zb * p + (1 - zb) * (1 - p)), cd.type(gamma))
+            if apply_class_balancing:
+                f = f * (zb * cd.type(alpha) + (1 - zb) * (1 - cd.type(alpha)))
+            el = np.array(el, copy=True)
+            el[bad] = (f * _tf_edges(xb, zb, np.zeros(xb.shape, cd))).astype(el.dtype)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         loss = np.mean(el, axis=ax, dtype=cd).astype(cd)
@@ -291,6 +310,11 @@ def _cfce(yt, yp, cd, alpha, gamma, from_logits, label_smoothing, axis, cot, cal
                                fix="pass from_logits=True")
         p = yp
     want = () if G is None else ("probs",)
+    try:
+        np.broadcast_shapes(yt.shape, p.shape)
+    except ValueError:        # Keras multiplies without a shape check: TF's Mul fails
+        from ..tf.errors import invalid_argument
+        raise invalid_argument(f"Incompatible shapes: {list(yt.shape)} vs. {list(p.shape)} [Op:Mul]") from None
     if isinstance(alpha, (list, tuple)):    # Keras converts a list to a floatx tensor first
         alpha = np.asarray(alpha, dtype=_np_dtype(_config.floatx()))
     loss, g = D.clipped_categorical_impl(
@@ -307,10 +331,19 @@ def _run_function(kind, a, wrt, grad_output):
     """Function form: compute in y_pred's dtype (y_true cast to it); no reduction."""
     rd = _pred_dtype(a["y_pred"])
     cd = _compute(rd)
+    ypa = np.asarray(a["y_pred"])
+    if ypa.dtype.kind in "biu" and (isinstance(a["y_pred"], (np.ndarray, np.generic)) or hasattr(a["y_pred"], "dtype")):
+        # the function form computes in y_pred's own dtype: Keras's ops fail on an integer tensor
+        from ..tf.errors import invalid_argument
+        tname = {"b": "bool"}.get(ypa.dtype.kind, ypa.dtype.name)
+        if kind == "bce" and not a.get("from_logits"):
+            raise TypeError(f"Cannot convert {1 - _config.epsilon()} to EagerTensor of dtype {tname}")
+        raise invalid_argument(f"Value for attr 'T' of {tname} is not in the list of allowed values: "
+                               f"half, bfloat16, float, double")
     yp = _as_float(a["y_pred"], rd).astype(cd)
     yt = a["y_true"]
     if kind != "scce":
-        yt = _as_float(yt, rd).astype(cd)
+        yt = _as_float(yt, rd, "y_true").astype(cd)
     else:
         yt = np.asarray(yt)
 
@@ -331,7 +364,8 @@ def _run_function(kind, a, wrt, grad_output):
 
 def _grad_dtype(y_pred, rd):
     a = np.asarray(y_pred)
-    return a.dtype if (a.dtype.kind == "f" or a.dtype.name == "bfloat16") and hasattr(y_pred, "dtype") else rd
+    ok = (a.dtype.kind == "f" or a.dtype.name == "bfloat16") and hasattr(y_pred, "dtype")
+    return a.dtype.newbyteorder("=") if ok else rd
 
 
 def _function_impl(kind):
@@ -429,7 +463,7 @@ class _Reducer:
 
     def __init__(self, shape, sample_weight, mask, reduction, cd):
         self.shape, self.cd, self.reduction = tuple(shape), cd, reduction
-        sw = None if sample_weight is None else _as_float(sample_weight, cd)
+        sw = None if sample_weight is None else _as_float(sample_weight, cd, "sample_weight")
         if mask is not None:
             if reduction in ("mean", "sum_over_batch_size"):
                 total, valid = cd.type(mask.size), cd.type(np.count_nonzero(mask))
@@ -565,7 +599,7 @@ def _class_impl(a, wrt, grad_output, grad_out=None):
     cd = _compute(rd)
     yp_in = a["y_pred"]
     yp = _as_float(yp_in, rd).astype(cd)
-    yt = _as_float(a["y_true"], rd).astype(cd)
+    yt = _as_float(a["y_true"], rd, "y_true").astype(cd)
     yt, yp_al = _squeeze_or_expand(yt, yp)
     state = {}
 

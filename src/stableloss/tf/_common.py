@@ -36,13 +36,18 @@ def to_numpy(x):
     and Python ints int32 (TF's defaults), bools bool. Never copies a NumPy array.
     """
     if isinstance(x, np.ndarray):
-        return x
+        if x.dtype.kind in "OSUV" and x.dtype.name != "bfloat16":
+            _refuse(x)
+        # TF holds native byte order: a big-endian array converts to the same values
+        return x if x.dtype.isnative else x.astype(x.dtype.newbyteorder("="))
     if isinstance(x, np.generic):
         return np.asarray(x)
     numpy = getattr(x, "numpy", None)
     if numpy is not None and callable(numpy) and not isinstance(x, (list, tuple)):
         return np.asarray(numpy())
     a = np.asarray(x)
+    if a.dtype.kind in "OSUV" and a.dtype.name != "bfloat16":
+        _refuse(a, x)
     if a.dtype == np.float64:
         return a.astype(np.float32)
     if a.dtype == np.int64:
@@ -50,6 +55,17 @@ def to_numpy(x):
             return a
         return a.astype(np.int32)
     return a
+
+
+def _refuse(a, x=None):
+    """What TF does with values no float op takes: object arrays (and None) fail to convert
+    (ValueError); strings become string tensors that the ops refuse (InvalidArgumentError)."""
+    if a.dtype.kind in "OV":
+        what = "a value (None) with an unsupported type (<class 'NoneType'>)" if x is None and a.ndim == 0 \
+            and a.item() is None else f"a NumPy array of dtype {a.dtype}"
+        raise ValueError(f"Failed to convert {what} to a Tensor")
+    raise invalid_argument(f"Value for attr 'T' of string is not in the list of allowed values "
+                           f"(a string tensor: {a.dtype})")
 
 
 def is_tensor(x):

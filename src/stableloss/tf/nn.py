@@ -340,6 +340,11 @@ def _weighted_prepare(a):
     else:                     # Python numbers, lists and NumPy arrays are converted to the logits' dtype
         q = np.asarray(q_in).astype(x.dtype)
     try:
+        np.broadcast_shapes(q.shape, x.shape)
+    except ValueError:        # TF's Mul fails on shapes that do not broadcast
+        raise invalid_argument(f"Incompatible shapes: {C.dims_str(q.shape)} vs. {C.dims_str(x.shape)} "
+                               f"[Op:Mul]") from None
+    try:
         if np.broadcast_shapes(q.shape, x.shape) != x.shape:
             raise ValueError
     except ValueError:

@@ -75,6 +75,12 @@ class Args:
         for n in names:
             if n in self.a and self.a[n] is not None:
                 self.a[n] = to_numpy(self.a[n], n)
+                dt = getattr(self.a[n], "dtype", None) or np.asarray(self.a[n]).dtype
+                if dt.kind in "OSUVMmc" and dt.name != "bfloat16":   # no complex kernels; torch holds no others
+                    raise TypeError(f"{n}: expected a real numeric tensor or array, got dtype {dt}")
+            elif n == main or n in ("target", "targets"):
+                # torch: "argument 'input' (position 1) must be Tensor, not NoneType"
+                raise TypeError(f"{n}: expected a tensor or an array, got None")
 
     def __getitem__(self, k):
         return self.a[k]

@@ -98,6 +98,8 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 def _index_target(x, t, fn):
     """torch's checks of a class-index target against the input; returns (target in the
     core's layout, class axis)."""
+    if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:   # torch checks the batch first
+        raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {torch_name(t.dtype)}")
     if x.ndim == 1:
@@ -462,6 +464,15 @@ def _kl_div_impl(a, wrt, grad_output, grad_out=None):
     x, t = np.asarray(A["input"]), np.asarray(A["target"])
     if x.dtype.kind in "biu" or t.dtype.kind in "biu":
         raise RuntimeError("kl_div: Integral inputs not supported.")
+    try:
+        np.broadcast_shapes(x.shape, t.shape)
+    except ValueError:       # torch's broadcasting error (the core's would be a ValueError)
+        for d in range(1, max(x.ndim, t.ndim) + 1):
+            a_, b_ = (t.shape[-d] if d <= t.ndim else 1), (x.shape[-d] if d <= x.ndim else 1)
+            if a_ != b_ and 1 not in (a_, b_):
+                raise RuntimeError(f"The size of tensor a ({a_}) must match the size of tensor b ({b_}) at "
+                                   f"non-singleton dimension {max(x.ndim, t.ndim) - d}") from None
+        raise
     if a["size_average"] is not None or a["reduce"] is not None:
         red = legacy_reduction(a["size_average"], a["reduce"])
     else:

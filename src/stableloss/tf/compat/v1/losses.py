@@ -88,7 +88,7 @@ class _Weighted:
             raise TypeError(f"weights: expected a real numeric array, got dtype {w.dtype}")
         _check_broadcastable(w, L)
         self.W = np.broadcast_to(w.astype(_F32), L.shape)
-        L32 = L.astype(_F32)
+        L32 = L.astype(_F32, order="C")       # sums in one order whatever the layout
         with np.errstate(all="ignore"):
             weighted = L32 * self.W
         if reduction == Reduction.NONE:
@@ -143,6 +143,9 @@ def _compatible(a, b):
 def _cwl_impl(a, wrt, grad_output, grad_out=None):
     C.no_grad_out(grad_out)
     L = C.to_numpy(a["losses"])
+    if L.dtype.kind not in "biufc" and L.dtype.name != "bfloat16":   # None, objects, strings
+        raise ValueError(f"losses: cannot convert {type(a['losses']).__name__} of dtype {L.dtype} to a "
+                         f"Tensor (TensorFlow raises ValueError)")
     wl = _Weighted(L, a["weights"], a["reduction"])
     return wl.value, ({"losses": wl.cotangent(grad_output)} if wrt else {})
 
