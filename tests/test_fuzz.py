@@ -1013,3 +1013,62 @@ def test_fuzz_sigmoid_focal_loss(data):
     s = (np.ones(shape) if g is None else np.asarray(g, np.float64)) if red == "none" \
         else np.full(shape, (1.0 if g is None else g) / (n if red == "mean" else 1) if n else np.nan)
     assert_close(gx, gw * s, np.nan_to_num(gb) * np.abs(s), rd, f"focal grad ({red})")
+
+
+# ---------------------------------------------------------------------------------------------
+# regressions: what the fuzzer and the sanitizers found (docs/reliability.md), pinned down
+# ---------------------------------------------------------------------------------------------
+def test_regression_misaligned_arrays_are_copied_and_the_kernel_rejects_them():
+    """UBSan (tools/sanitize.sh): a C-contiguous array at an odd byte offset was read through a
+    double* (undefined behaviour). The dispatch layer copies it; the kernel refuses it."""
+    from stableloss._core import _kernels as Kern
+    x = L.misaligned(np.array([[0.5, -1.0, 2.0], [3.0, 0.0, -np.inf]]))
+    assert not x.flags.aligned and x.flags.c_contiguous
+    np.testing.assert_array_equal(sl.logsumexp(x), ref.logsumexp(np.array(x)))
+    out = L.misaligned(np.zeros(2))
+    assert sl.logsumexp(x, out=out) is out
+    np.testing.assert_array_equal(out, ref.logsumexp(np.array(x)))
+    with pytest.raises(ValueError, match="aligned"):
+        Kern.lse(x, np.empty(2), 1)
+
+
+@pytest.mark.parametrize("dt", [F16, BF16], ids=["float16", "bfloat16"])
+def test_regression_byteswapped_half_gives_native_half(dt):
+    """A '>f2' / '>bfloat16' input gave '>f2' / '>V2' (void) results."""
+    x = np.array([[0.5, 1.0, 2.0]], dtype=dt)
+    xs = x.astype(dt.newbyteorder("S"))
+    assert not xs.dtype.isnative
+    for f in (sl.logsumexp, sl.softmax, sl.log_softmax, sl.sigmoid):
+        a, b = f(x), f(xs)
+        assert b.dtype == dt and a.tobytes() == b.tobytes(), f.__name__
+    assert sl.softmax_cross_entropy(xs, np.array([1])).dtype == dt
+
+
+def test_regression_focal_loss_zero_dim():
+    """np.negative of a 0-d array is a scalar, which the sigmoid kernel rejected (TypeError)."""
+    v, g = sl.value_and_grad(sl.sigmoid_focal_loss)(np.array(1.5), np.array(1.0), reduction="none")
+    want, gwant = _mp_focal(1.5, 1.0, 0.25, 2.0)
+    assert np.shape(v) == () and abs(float(v) - want) <= 1e-15 * abs(want)
+    assert np.shape(g) == () and abs(float(g) - gwant) <= 1e-15 * abs(gwant)
+
+
+@pytest.mark.parametrize("dt", [F16, BF16, F32], ids=["float16", "bfloat16", "float32"])
+def test_regression_empty_sigmoid_ce_with_empty_pos_weight(dt):
+    """half_run takes a last axis of length 0 as 1: an empty half input with a (0,) pos_weight
+    raised ValueError from the kernel."""
+    x = np.zeros((2, 0), dt)
+    for red, want in (("none", np.zeros((2, 0))), ("sum", 0.0)):
+        v = sl.sigmoid_cross_entropy(x, x, pos_weight=np.zeros(0), reduction=red)
+        assert np.shape(v) == np.shape(want) and v.dtype == dt and np.all(np.asarray(v) == want)
+    assert np.isnan(sl.sigmoid_cross_entropy(x, x, pos_weight=np.zeros(0)))
+
+
+def test_regression_multi_axis_logsumexp_of_empty_arrays():
+    """reshape(..., -1) of an empty array is ambiguous: logsumexp over several axes raised."""
+    x = np.zeros((0, 0, 3))
+    assert sl.logsumexp(x, axis=(0, 1)).shape == (3,)
+    assert np.all(sl.logsumexp(x, axis=(0, 1)) == -np.inf)
+    assert sl.logsumexp(x, axis=(1, 2)).shape == (0,)
+    assert sl.logsumexp(np.zeros((2, 0, 0)), axis=(1, 2), keepdims=True).shape == (2, 1, 1)
+    _, g = sl.value_and_grad(sl.logsumexp)(x, axis=(0, 1))
+    assert g.shape == x.shape
