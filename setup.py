@@ -8,7 +8,8 @@ Switches (environment variables):
   STABLELOSS_NO_OPENMP=1        build serial on purpose
   STABLELOSS_DEBUG_CYTHON=1     Cython bounds/wraparound/initialisation checks on
   STABLELOSS_ANNOTATE=1         cythonize(annotate=True): HTML next to the .pyx
-  STABLELOSS_SANITIZE=address   build with -fsanitize=address,undefined
+  STABLELOSS_SANITIZE=address   build with -fsanitize=address,undefined,float-cast-overflow
+                                -O1 -g, no recovery (tools/sanitize.sh builds and runs it)
 No tuning to the build machine (-march), no -ffast-math: wider vectors come from runtime dispatch
 (src/stableloss/_core/include/sl_dispatch.h), and NaN/inf semantics must hold.
 """
@@ -94,8 +95,13 @@ class BuildExt(build_ext):
         san = os.environ.get("STABLELOSS_SANITIZE")
         sl = []
         if san:
-            extra += [f"-fsanitize={san},undefined", "-fno-omit-frame-pointer", "-g"]
-            sl = [f"-fsanitize={san},undefined"]
+            # tools/sanitize.sh: -O1 (after the -O3 above, so it wins) keeps the stack
+            # traces readable; float-cast-overflow (float -> int out of range) is UB but
+            # not in GCC's "undefined" group; no recovery: the first report aborts.
+            san_flags = [f"-fsanitize={san},undefined,float-cast-overflow",
+                         "-fno-sanitize-recover=undefined,float-cast-overflow"]
+            extra += san_flags + ["-fno-omit-frame-pointer", "-g", "-O1"]
+            sl = san_flags
         for ext in self.extensions:
             ext.extra_compile_args += extra + cflags
             ext.extra_link_args += lflags + sl

@@ -52,7 +52,7 @@ class _Rows:
 
     def direct_out(self, out, cd):
         """(N, C) view of `out` the kernel can write straight into, or None."""
-        if (out is not None and out.dtype == cd and out.flags.c_contiguous
+        if (out is not None and out.dtype == cd and out.flags.c_contiguous and out.flags.aligned
                 and (self.axis == len(self.shape) - 1 or self.C <= 1 or self.N <= 1)):
             return out.reshape(self.N, self.C)
         return None
@@ -146,7 +146,7 @@ class _Grad:
                                      f"itself but no other input")
             self.target = arr
             view = rows.direct_out(arr, cd) if rows is not None else (
-                arr if arr.dtype == cd and arr.flags.c_contiguous else None)
+                arr if arr.dtype == cd and arr.flags.c_contiguous and arr.flags.aligned else None)
             if view is not None and np.shares_memory(view, src) and not _same_buffer(view, src):
                 view = None    # a partial overlap with the kernel's input: go through scratch
             self.buf = view if view is not None else np.empty(
@@ -195,7 +195,7 @@ def _half_cotangent(g, shape, bf):
 
 def _half_out(out, rd, inputs):
     """uint16 view of `out` for a half kernel to write directly, or None (a fresh buffer)."""
-    if (out is None or out.dtype != rd or not out.flags.c_contiguous
+    if (out is None or out.dtype != rd or not out.flags.c_contiguous or not out.flags.aligned
             or any(np.may_share_memory(out, i) and not _same_buffer(out, i) for i in inputs)):
         return None
     return out.view(np.uint16)
@@ -222,7 +222,8 @@ def logsumexp_impl(a, wrt, grad_output, grad_out=None):
     if rows.zero_d:
         oshape = ()
     out = V.check_out(a["out"], oshape, rd)
-    direct = out if (out is not None and out.dtype == cd and out.flags.c_contiguous) else None
+    direct = out if (out is not None and out.dtype == cd and out.flags.c_contiguous
+                     and out.flags.aligned) else None
     buf = direct.reshape(rows.N) if direct is not None else np.empty(rows.N, cd)
     if hb is None:
         K.lse(rows.x2, buf, _nt(a))
@@ -255,7 +256,8 @@ def _logsumexp_axes(a, wrt, grad_output, grad_out):
     keep = bool(a["keepdims"])
     k = len(axes)
     xm = np.moveaxis(x, axes, range(x.ndim - k, x.ndim))
-    flat = xm.reshape(xm.shape[:x.ndim - k] + (-1,))
+    # the row length spelled out: -1 is ambiguous (ValueError) when the array is empty
+    flat = xm.reshape(xm.shape[:x.ndim - k] + (math.prod(xm.shape[x.ndim - k:]),))
     kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape)) if keep else flat.shape[:-1]
     if np.asarray(a["x"]).ndim == 0:
         kept = ()
@@ -547,8 +549,10 @@ def sigmoid_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     # evaluation (its cancellation and x = 0 gradient)
     form = int(a.get("form", 0))
     pw = _elem_weight(a["pos_weight"], x.shape, cd, "pos_weight")
-    if hb is not None and (form != 0 or (pw is not None and pw.shape != (Klen,))):
-        # the half path runs the exact form with per-column pos_weight only: upcast
+    if hb is not None and (form != 0 or (pw is not None and pw.shape != (Klen,)) or x.size == 0):
+        # the half path runs the exact form with per-column pos_weight only: upcast (and for
+        # no elements: half_run takes a last axis of length 0 as 1, so a (0,) pos_weight
+        # would not fit its per-column slot)
         x = x.view(rd).astype(np.float32)
         z = V.as_compute(a["labels"], cd, "labels")
         hb = None
@@ -620,7 +624,8 @@ def _sigmoid_like(a, wrt, grad_output, log, grad_out=None):
     cd = x.dtype
     x = V.contiguous(x)
     out = V.check_out(a["out"], x.shape, rd)
-    y = out if (out is not None and out.dtype == cd and out.flags.c_contiguous) else np.empty(x.shape, cd)
+    y = out if (out is not None and out.dtype == cd and out.flags.c_contiguous
+                and out.flags.aligned) else np.empty(x.shape, cd)
     K.sigmoid(x, y, log, _nt(a))
     value = _finish(y, rd, out)
     grads = {}

@@ -50,7 +50,9 @@ def float_array(a, name):
     kind = dt.kind
     if kind == "f":
         if dt.itemsize == 2:
-            return arr.astype(np.float32), dt
+            # results in the native-order half dtype (a byte-swapped '>f2' input must not
+            # give '>f2' results, nor a '>bfloat16' one results that NumPy calls '>V2')
+            return arr.astype(np.float32), dt.newbyteorder("=")
         if dt.itemsize in (4, 8):
             native = np.dtype(np.float32 if dt.itemsize == 4 else np.float64)
             return (arr if dt == native else arr.astype(native)), native
@@ -59,7 +61,7 @@ def float_array(a, name):
     if kind in "biu":
         return arr.astype(np.float64), np.dtype(np.float64)
     if dt.name == "bfloat16":
-        return arr.astype(np.float32), dt
+        return arr.astype(np.float32), dt.newbyteorder("=")
     if kind == "c":
         raise TypeError(f"{name}: complex input ({dt}) is not supported; pass the real part or magnitude explicitly")
     raise TypeError(f"{name}: expected a real numeric array, got dtype {_dtype_name(dt)}")
@@ -89,8 +91,12 @@ def as_compute(a, dtype, name):
 
 
 def contiguous(a, dtype=None):
-    """C-contiguous, copying only when needed; unlike np.ascontiguousarray keeps 0-d."""
-    return np.asarray(a, dtype=dtype, order="C")
+    """C-contiguous and aligned, copying only when needed; unlike np.ascontiguousarray
+    keeps 0-d. (A misaligned buffer -- a view at an odd byte offset -- is C-contiguous to
+    NumPy, but a kernel reading it through a double* is undefined behaviour: found by
+    UBSan, tools/sanitize.sh.)"""
+    arr = np.asarray(a, dtype=dtype, order="C")
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def check_axis(axis, ndim, name="axis"):

@@ -195,11 +195,13 @@ cdef int _is32(cnp.ndarray a) except -1:
 
 
 cdef void *_ptr(cnp.ndarray a, object dtype, int64_t size, str name) except NULL:
-    """Pointer to a's data after checking dtype, C-contiguity and element count."""
+    """Pointer to a's data after checking dtype, C-contiguity, alignment and element count."""
     if a.dtype != dtype:
         raise TypeError(f"{name}: kernel needs dtype {np.dtype(dtype)}, got {a.dtype}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{name}: kernel needs a C-contiguous array")
+    if not a.flags.aligned:     # a misaligned double* / int64_t* load is undefined behaviour
+        raise ValueError(f"{name}: kernel needs an aligned array")
     if a.size != size:
         raise ValueError(f"{name}: kernel needs {size} elements, got {a.size}")
     return cnp.PyArray_DATA(a) if size > 0 else <void *>&_dummy
