@@ -185,3 +185,53 @@ def test_calls_after_fork_do_not_hang():
     # and the parent still works after its children
     v1, _ = sl.value_and_grad(sl.softmax_cross_entropy)(x, t, n_threads=2)
     assert float(v1) == float(v0)
+
+
+# ---------------------------------------------------------------- concurrent calls share the cores
+def test_concurrent_calls_share_the_default_thread_count():
+    """k calls in flight in k Python threads get default // k threads each (at least 1);
+    an explicit n_threads is used as given; nested calls in one thread count once."""
+    from stableloss import _config
+
+    default = sl.get_num_threads()
+    k = 4
+    barrier = threading.Barrier(k)
+    seen = []
+
+    def worker():
+        with _config.concurrent_call():
+            with _config.concurrent_call():                 # nested: still one call
+                barrier.wait()
+                seen.append((_config.active_calls(), _config.resolve_threads(None),
+                             _config.resolve_threads(3)))
+                barrier.wait()
+
+    ts = [threading.Thread(target=worker) for _ in range(k)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert seen == [(k, max(1, default // k), 3)] * k
+    assert _config.active_calls() == 0
+    assert _config.resolve_threads(None) == default
+
+
+def test_public_calls_are_counted_while_they_run(monkeypatch):
+    """The dispatch layer enters the counter: a kernel running inside a public call sees
+    one active call (itself), and the count is back to 0 afterwards, exceptions included."""
+    from stableloss import _config
+    from stableloss import _dispatch as D
+
+    seen = []
+    real = D.K.lse
+
+    def spy(*args, **kw):
+        seen.append(_config.active_calls())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(D.K, "lse", spy)
+    sl.logsumexp(np.ones((3, 4)))
+    assert seen == [1] and _config.active_calls() == 0
+    with pytest.raises(ValueError):
+        sl.softmax_cross_entropy(np.ones((2, 3)), np.array([0, 1]), reduction="avg")
+    assert _config.active_calls() == 0

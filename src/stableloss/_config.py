@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
 _forked = False    # in a child made by fork(): GNU OpenMP's thread pool did not survive it
@@ -57,15 +58,61 @@ def get_num_threads():
     return max(1, min(mt, physical_cores()))
 
 
+# Calls in flight, across Python threads (a call nested in another, e.g. a mirror calling a
+# core impl, counts once): the default thread count is shared among them, so a Python thread
+# pool of k workers each calling stableloss does not run k full OpenMP teams on the cores.
+_active = 0
+_active_lock = threading.Lock()
+_tls = threading.local()
+
+
+class concurrent_call:
+    """Context manager around one public call (the dispatch layer enters it)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _active
+        depth = getattr(_tls, "depth", 0)
+        _tls.depth = depth + 1
+        if depth == 0:
+            with _active_lock:
+                _active += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _active
+        _tls.depth -= 1
+        if _tls.depth == 0:
+            with _active_lock:
+                _active -= 1
+        return False
+
+
+def active_calls():
+    """How many stableloss calls are running now, in all Python threads."""
+    return _active
+
+
 def resolve_threads(n_threads, name="n_threads"):
-    """A call's n_threads keyword: None -> get_num_threads(); else a positive int.
+    """A call's n_threads keyword: None -> the default, shared among concurrent calls;
+    else a positive int, used as given.
+
+    The default is get_num_threads() divided among the stableloss calls running at the same
+    time in other Python threads (at least 1 each): k pool workers on c cores get about c/k
+    threads each instead of oversubscribing the cores. Results do not depend on the thread
+    count (bitwise), so this only changes speed.
 
     In a process forked from one that may have run OpenMP, every call runs on one thread:
     libgomp's worker threads do not exist in the child, and a parallel region there can
     hang (docs/reliability.md); use the "spawn"/"forkserver" start methods for parallel
     children."""
     n = _requested_threads(n_threads, name)       # validated in the child too
-    return 1 if _forked else n
+    if _forked:
+        return 1
+    if n_threads is None and _active > 1:
+        n = max(1, n // _active)
+    return n
 
 
 def _requested_threads(n_threads, name):

@@ -1067,3 +1067,26 @@ def linear_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         if g is not None:
             grads[name] = _finish(g, rd, tgt)
     return value, grads
+
+
+# ---------------------------------------------------------------- concurrency accounting
+def _counted(impl):
+    """Wrap a public impl so that concurrent calls share the default thread count
+    (_config.resolve_threads); nested impl calls in one thread count once."""
+    import functools
+
+    from ._config import concurrent_call
+
+    @functools.wraps(impl)
+    def counted(*args, **kwargs):
+        with concurrent_call():
+            return impl(*args, **kwargs)
+
+    counted.__wrapped_impl__ = impl
+    return counted
+
+
+for _name in [n for n, v in list(globals().items()) if n.endswith("_impl") and not n.startswith("_")
+              and callable(v)]:
+    globals()[_name] = _counted(globals()[_name])
+del _name
