@@ -416,6 +416,15 @@ EDGE = {
                           {"weight": np.array([0.0, 0.0, 1.0, 1.0])}),
     "zero_weights_sum": ("cross_entropy", lambda: (np.arange(12.0).reshape(3, 4), np.array([0, 0, 1])),
                          {"weight": np.array([0.0, 0.0, 1.0, 1.0]), "reduction": "sum"}),
+    # zero total target weight with label smoothing: torch divides the NLL and smoothing
+    # parts by D = 0 separately -- NaN when the NLL part is 0, +-inf when it is not
+    "zero_weights_smooth_mean": ("cross_entropy", lambda: (np.arange(12.0).reshape(3, 4), np.array([0, 0, 1])),
+                                 {"weight": np.array([0.0, 0.0, 1.0, 1.0]), "label_smoothing": 0.1}),
+    "neg_weights_zero_denominator": ("cross_entropy", lambda: (np.array([[0.0, 1.0], [2.0, -1.0]]), np.array([0, 1])),
+                                     {"weight": np.array([1.0, -1.0]), "label_smoothing": 0.1}),
+    "neg_weights_zero_denominator_eps1": ("cross_entropy", lambda: (np.array([[0.0, 1.0], [2.0, -1.0]]),
+                                                                    np.array([0, 1])),
+                                          {"weight": np.array([1.0, -1.0]), "label_smoothing": 1.0}),
     "empty_batch_mean": ("cross_entropy", lambda: (np.ones((0, 4)), np.zeros(0, np.int64)), {}),
     "empty_batch_sum": ("cross_entropy", lambda: (np.ones((0, 4)), np.zeros(0, np.int64)), {"reduction": "sum"}),
     "empty_spatial": ("cross_entropy", lambda: (np.ones((2, 3, 0)), np.zeros((2, 0), np.int64)), {}),

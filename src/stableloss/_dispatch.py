@@ -409,6 +409,17 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
         W = float(np.sum(w, dtype=np.float64)) if w is not None else float(rows.C)
         gscale, grow = _row_grad_scale(red, grad_output, denom, rows.batch, rows.N)
+        nll_part = None
+        if red == "mean" and denom == 0 and eps > 0:
+            # PyTorch's mean is (1-eps) * A / D + smoothing / D, each divided on its own (IEEE):
+            # with D = 0 the A = sum w_y (-lp_y) term decides NaN (A = 0) or +-inf. A is the
+            # eps = 0 total, computed before any in-place gradient overwrites the logits.
+            scratch = np.empty(rows.N, np.float64)
+            if half is None:
+                nll_part, _ = K.ce_index(rows.x2, lab, w, W, has_ii, ii, 0.0, scratch, None, 1.0, None, nt)
+            else:
+                nll_part, _ = K.ce_index_half(rows.x2, half, lab, w, W, has_ii, ii, 0.0, scratch, None, 1.0,
+                                              None, nt)
         if half is None:
             gx = _Grad("logits", grad_out, rows, cd, rd, x.shape, a, ("labels", "weight"), rows.x2) if "logits" in wrt else None
             total, bad = K.ce_index(rows.x2, lab, w, W, has_ii, ii, eps, loss, gx and gx.buf, gscale, grow, nt,
@@ -422,6 +433,11 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
             V.raise_bad_label(lab, rows.batch, bad, rows.C)
         if "logits" in wrt:
             grads["logits"] = gx.result() if half is None else rows.from_rows(g2).view(rd)
+        if nll_part is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                A = np.float64((1.0 - eps) * nll_part)
+                total = A / np.float64(0.0) + (np.float64(total) - A) / np.float64(0.0)
+            denom = 1.0
     value = _reduce(loss, total, red, denom, rows.batch, rd, out)
     if want_lse:
         value = (value, _lse_result(lse, rows.batch, rd))
