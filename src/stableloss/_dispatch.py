@@ -89,6 +89,12 @@ def _scalar_grad(grad_output, name="grad_output"):
 
 
 def _reduce(loss_rows, total, reduction, denom, shape, rd, out):
+    # float16 results: overflow to inf is the value (no RuntimeWarning)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _reduce_(loss_rows, total, reduction, denom, shape, rd, out)
+
+
+def _reduce_(loss_rows, total, reduction, denom, shape, rd, out):
     if reduction == "none":
         res = loss_rows.reshape(shape)
         return _finish(res.astype(rd) if out is None else res, rd, out)
