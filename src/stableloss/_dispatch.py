@@ -253,7 +253,11 @@ def logsumexp_impl(a, wrt, grad_output, grad_out=None):
 def _logsumexp_axes(a, wrt, grad_output, grad_out):
     """logsumexp over several axes (or all, axis=None): the reduced axes are moved last and
     flattened into one row, then the one-axis kernel runs on those rows."""
-    x, rd = V.float_array(a["x"], "x")
+    x = np.asarray(a["x"])
+    # the dtype rule (and its errors) without converting the data: the inner one-axis call
+    # converts, or reads half precision directly
+    probe, rd = V.float_array(x.reshape(-1)[:0], "x")
+    cd = probe.dtype
     axes = V.check_axes(a["axis"], x.ndim)
     if x.ndim == 0:
         x = x.reshape(1)
@@ -268,11 +272,10 @@ def _logsumexp_axes(a, wrt, grad_output, grad_out):
     if np.asarray(a["x"]).ndim == 0:
         kept = ()
     out = V.check_out(a["out"], kept, rd)
-    inner = dict(a, x=flat.astype(rd) if rd != flat.dtype and rd.itemsize == 2 else flat,
-                 axis=-1, keepdims=False, out=None)
+    inner = dict(a, x=flat, axis=-1, keepdims=False, out=None)
     g_inner = None
     if wrt and grad_output is not None:
-        g_inner = np.reshape(V.check_grad_output(grad_output, kept, flat.dtype), flat.shape[:-1])
+        g_inner = np.reshape(V.check_grad_output(grad_output, kept, cd), flat.shape[:-1])
     value, grads = logsumexp_impl(inner, wrt, g_inner, None)
     value = _finish(np.reshape(value, kept), rd, out)
     if wrt:
