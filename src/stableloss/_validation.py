@@ -110,6 +110,14 @@ def check_axis(axis, ndim, name="axis"):
     return ax % nd
 
 
+def all_finite(*arrays):
+    """True when no element of the arrays is NaN or +-inf: one float64 sum per array, no
+    temporary array. A sum of finite values that overflows also gives False; callers then
+    take their careful path, which is correct, only slower."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(bool(np.isfinite(np.sum(a, dtype=np.float64))) for a in arrays if np.size(a))
+
+
 def check_axes(axis, ndim, name="axis"):
     """An int, a tuple/list of distinct ints, or None (all axes) -> a sorted tuple of axes."""
     if axis is None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _dispatch as D
 from .. import _guard
+from .. import _validation as V
 from . import _common as C
 from ._common import invalid_argument
 
@@ -293,9 +294,9 @@ def _sigmoid_tf_edges(x, z, value):
     """TF's value where the logits or labels are infinite: its formula
     ``max(x, 0) - x z + log1p(exp(-|x|))`` evaluated as is (NaN for x = +inf, inf or NaN
     for x = -inf), where the core's exact evaluation gives the limits instead."""
-    bad = ~(np.isfinite(x) & np.isfinite(z))
-    if not bad.any():
+    if V.all_finite(x, z):          # the common case: one pass each, no mask built
         return value
+    bad = ~(np.isfinite(x) & np.isfinite(z))
     xb, zb = x[bad], z[bad]
     with np.errstate(invalid="ignore", over="ignore"):
         tfv = (np.where(xb >= 0, xb, 0) - xb * zb) + np.log1p(np.exp(np.where(xb >= 0, -xb, xb)))

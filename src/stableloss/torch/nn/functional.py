@@ -409,8 +409,7 @@ def _bce_logits_impl(a, wrt, grad_output, grad_out=None):
     pw = _elem_weight(A["pos_weight"], x.shape, "pos_weight")
     mapping = {"logits": "input"}
     core = dict(logits=x, labels=t, weight=w, pos_weight=pw, reduction=red, out=None, n_threads=None)
-    nonfinite = x.size and not (np.isfinite(np.max(x)) and np.isfinite(np.min(x)))
-    if not nonfinite:
+    if V.all_finite(x):
         value, grads = D.sigmoid_cross_entropy_impl(core, ("logits",) if wrt else (), grad_output,
                                                     _core_grad_out(grad_out, mapping))
         return A.wrap(value), _grads(A, grads, mapping)
