@@ -6,16 +6,24 @@ register each function's gradient with :mod:`stableloss._grad`.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Tuple, overload
+
 from . import _dispatch as D
 from ._grad import differentiable
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
 
-def _args(**kw):
+    from ._typing import Axis, FloatArray, FloatScalar, LossValue, Policy, Reduced, Reduction
+
+
+def _args(**kw: Any) -> Dict[str, Any]:
     return kw
 
 
 @differentiable("x", impl=D.logsumexp_impl)
-def logsumexp(x, axis=-1, keepdims=False, *, out=None, n_threads=None):
+def logsumexp(x: ArrayLike, axis: Axis | List[int] = -1, keepdims: bool = False, *,
+              out: NDArray[Any] | None = None, n_threads: int | None = None) -> FloatArray:
     r"""Log of the sum of exponentials along `axis`, without overflow or cancellation.
 
     Parameters
@@ -52,7 +60,8 @@ def logsumexp(x, axis=-1, keepdims=False, *, out=None, n_threads=None):
 
 
 @differentiable("x", impl=D.softmax_impl)
-def softmax(x, axis=-1, *, out=None, n_threads=None):
+def softmax(x: ArrayLike, axis: int = -1, *, out: NDArray[Any] | None = None,
+            n_threads: int | None = None) -> FloatArray:
     r"""Softmax along `axis`: :math:`p_j = e^{x_j - \mathrm{lse}(x)}`.
 
     Rows with NaN, +inf, or only -inf give NaN (as PyTorch). See :func:`logsumexp`.
@@ -67,7 +76,8 @@ def softmax(x, axis=-1, *, out=None, n_threads=None):
 
 
 @differentiable("x", impl=D.log_softmax_impl)
-def log_softmax(x, axis=-1, *, out=None, n_threads=None):
+def log_softmax(x: ArrayLike, axis: int = -1, *, out: NDArray[Any] | None = None,
+                n_threads: int | None = None) -> FloatArray:
     r"""Log-softmax along `axis`: :math:`x_j - \mathrm{lse}(x)`, computed as
     :math:`(x_j - m) - \operatorname{log1p}(s')` so the winning entry keeps its digits.
 
@@ -83,10 +93,42 @@ def log_softmax(x, axis=-1, *, out=None, n_threads=None):
     return D.log_softmax_impl(_args(x=x, axis=axis, out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = ...,
+                          weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                          label_smoothing: float = ..., reduction: Reduced = ..., z_loss: float = ...,
+                          return_lse: Literal[False] = ..., out: NDArray[Any] | None = ...,
+                          n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = ...,
+                          weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                          label_smoothing: float = ..., reduction: Literal["none"], z_loss: float = ...,
+                          return_lse: Literal[False] = ..., out: NDArray[Any] | None = ...,
+                          n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = ...,
+                          weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                          label_smoothing: float = ..., reduction: Reduced = ..., z_loss: float = ...,
+                          return_lse: Literal[True], out: NDArray[Any] | None = ...,
+                          n_threads: int | None = ...) -> Tuple[FloatScalar, FloatArray]: ...
+@overload
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = ...,
+                          weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                          label_smoothing: float = ..., reduction: Literal["none"], z_loss: float = ...,
+                          return_lse: Literal[True], out: NDArray[Any] | None = ...,
+                          n_threads: int | None = ...) -> Tuple[FloatArray, FloatArray]: ...
+@overload
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = ...,
+                          weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                          label_smoothing: float = ..., reduction: Reduction = ..., z_loss: float = ...,
+                          return_lse: bool = ..., out: NDArray[Any] | None = ...,
+                          n_threads: int | None = ...) -> LossValue | Tuple[LossValue, FloatArray]: ...
 @differentiable("logits", "labels", impl=D.softmax_cross_entropy_impl)
-def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=None,
-                          label_smoothing=0.0, reduction="mean", z_loss=0.0, return_lse=False, out=None,
-                          n_threads=None):
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = -1,
+                          weight: ArrayLike | None = None, ignore_index: int | None = None,
+                          label_smoothing: float = 0.0, reduction: Reduction = "mean", z_loss: float = 0.0,
+                          return_lse: bool = False, out: NDArray[Any] | None = None,
+                          n_threads: int | None = None) -> LossValue | Tuple[LossValue, FloatArray]:
     r"""Softmax cross-entropy from logits, fused and exact.
 
     Parameters
@@ -151,10 +193,46 @@ def softmax_cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=
               out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., reduction: Reduced = ..., z_loss: float = ...,
+                         return_lse: Literal[False] = ..., chunk_size: int | None = ...,
+                         out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., reduction: Literal["none"], z_loss: float = ...,
+                         return_lse: Literal[False] = ..., chunk_size: int | None = ...,
+                         out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., reduction: Reduced = ..., z_loss: float = ...,
+                         return_lse: Literal[True], chunk_size: int | None = ...,
+                         out: NDArray[Any] | None = ...,
+                         n_threads: int | None = ...) -> Tuple[FloatScalar, FloatArray]: ...
+@overload
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., reduction: Literal["none"], z_loss: float = ...,
+                         return_lse: Literal[True], chunk_size: int | None = ...,
+                         out: NDArray[Any] | None = ...,
+                         n_threads: int | None = ...) -> Tuple[FloatArray, FloatArray]: ...
+@overload
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., reduction: Reduction = ..., z_loss: float = ...,
+                         return_lse: bool = ..., chunk_size: int | None = ...,
+                         out: NDArray[Any] | None = ...,
+                         n_threads: int | None = ...) -> LossValue | Tuple[LossValue, FloatArray]: ...
 @differentiable("hidden", "weight", "bias", impl=D.linear_cross_entropy_impl)
-def linear_cross_entropy(hidden, weight, labels, bias=None, *, class_weight=None, ignore_index=None,
-                         label_smoothing=0.0, reduction="mean", z_loss=0.0, return_lse=False, chunk_size=None,
-                         out=None, n_threads=None):
+def linear_cross_entropy(hidden: ArrayLike, weight: ArrayLike, labels: ArrayLike, bias: ArrayLike | None = None,
+                         *, class_weight: ArrayLike | None = None, ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, reduction: Reduction = "mean", z_loss: float = 0.0,
+                         return_lse: bool = False, chunk_size: int | None = None,
+                         out: NDArray[Any] | None = None,
+                         n_threads: int | None = None) -> LossValue | Tuple[LossValue, FloatArray]:
     r"""Fused linear cross-entropy: ``softmax_cross_entropy(hidden @ weight.T + bias, labels)``
     without ever holding the (N, V) logits.
 
@@ -206,9 +284,22 @@ def linear_cross_entropy(hidden, weight, labels, bias=None, *, class_weight=None
               return_lse=return_lse, chunk_size=chunk_size, out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def nll_loss(log_probs: ArrayLike, labels: ArrayLike, *, axis: int = ..., weight: ArrayLike | None = ...,
+             ignore_index: int | None = ..., reduction: Reduced = ..., out: NDArray[Any] | None = ...,
+             n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def nll_loss(log_probs: ArrayLike, labels: ArrayLike, *, axis: int = ..., weight: ArrayLike | None = ...,
+             ignore_index: int | None = ..., reduction: Literal["none"], out: NDArray[Any] | None = ...,
+             n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def nll_loss(log_probs: ArrayLike, labels: ArrayLike, *, axis: int = ..., weight: ArrayLike | None = ...,
+             ignore_index: int | None = ..., reduction: Reduction = ..., out: NDArray[Any] | None = ...,
+             n_threads: int | None = ...) -> LossValue: ...
 @differentiable("log_probs", impl=D.nll_loss_impl)
-def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=None, reduction="mean", out=None,
-             n_threads=None):
+def nll_loss(log_probs: ArrayLike, labels: ArrayLike, *, axis: int = -1, weight: ArrayLike | None = None,
+             ignore_index: int | None = None, reduction: Reduction = "mean", out: NDArray[Any] | None = None,
+             n_threads: int | None = None) -> LossValue:
     r"""Negative log-likelihood of integer labels given log-probabilities:
     :math:`\ell_n = -w_{y_n}\,\mathrm{log\_probs}_{n, y_n}` ("mean" divides by
     :math:`\sum w_{y_n}` over non-ignored rows, as PyTorch)."""
@@ -217,9 +308,22 @@ def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=None, redu
               reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                          pos_weight: ArrayLike | None = ..., reduction: Reduced = ...,
+                          out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                          pos_weight: ArrayLike | None = ..., reduction: Literal["none"],
+                          out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                          pos_weight: ArrayLike | None = ..., reduction: Reduction = ...,
+                          out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> LossValue: ...
 @differentiable("logits", "labels", impl=D.sigmoid_cross_entropy_impl)
-def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduction="mean", out=None,
-                          n_threads=None):
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = None,
+                          pos_weight: ArrayLike | None = None, reduction: Reduction = "mean",
+                          out: NDArray[Any] | None = None, n_threads: int | None = None) -> LossValue:
     r"""Binary cross-entropy with logits, elementwise, exact in both tails.
 
     :math:`\ell = w\,[(1-z)\,x + (1 + (p_w - 1) z)\,\mathrm{softplus}(-x)]`, evaluated as a
@@ -239,9 +343,23 @@ def sigmoid_cross_entropy(logits, labels, *, weight=None, pos_weight=None, reduc
               out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def binary_cross_entropy(probs: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                         reduction: Reduced = ..., out: NDArray[Any] | None = ..., policy: Policy = ...,
+                         epsilon: float | None = ..., n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def binary_cross_entropy(probs: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                         reduction: Literal["none"], out: NDArray[Any] | None = ..., policy: Policy = ...,
+                         epsilon: float | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def binary_cross_entropy(probs: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = ...,
+                         reduction: Reduction = ..., out: NDArray[Any] | None = ..., policy: Policy = ...,
+                         epsilon: float | None = ..., n_threads: int | None = ...) -> LossValue: ...
 @differentiable("probs", impl=D.binary_cross_entropy_impl)
-def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=None, policy="clamp",
-                         epsilon=None, n_threads=None):
+def binary_cross_entropy(probs: ArrayLike, labels: ArrayLike, *, weight: ArrayLike | None = None,
+                         reduction: Reduction = "mean", out: NDArray[Any] | None = None,
+                         policy: Policy = "clamp", epsilon: float | None = None,
+                         n_threads: int | None = None) -> LossValue:
     r"""Binary cross-entropy on probabilities.
 
     `policy` says what happens at p = 0 or 1: "clamp" (default, PyTorch: each log
@@ -256,22 +374,33 @@ def binary_cross_entropy(probs, labels, *, weight=None, reduction="mean", out=No
 
 
 @differentiable("x", impl=D.sigmoid_impl)
-def sigmoid(x, *, out=None, n_threads=None):
+def sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, n_threads: int | None = None) -> FloatArray:
     r""":math:`1 / (1 + e^{-x})`, exact in both tails (``sigmoid(-40)`` is
     :math:`e^{-40}/(1+e^{-40})`, not a difference from 1)."""
     return D.sigmoid_impl(_args(x=x, out=out, n_threads=n_threads), (), None)[0]
 
 
 @differentiable("x", impl=D.log_sigmoid_impl)
-def log_sigmoid(x, *, out=None, n_threads=None):
+def log_sigmoid(x: ArrayLike, *, out: NDArray[Any] | None = None, n_threads: int | None = None) -> FloatArray:
     r""":math:`\log\sigma(x) = -\mathrm{softplus}(-x)`: ``log_sigmoid(40)`` is
     :math:`-e^{-40}(1 - \dots)`, ``log_sigmoid(-40)`` is :math:`-40 - e^{-40}\dots`;
     never 0 or -inf where the true value is finite."""
     return D.log_sigmoid_impl(_args(x=x, out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def kl_div(log_probs: ArrayLike, target: ArrayLike, *, log_target: bool = ..., reduction: Reduced = ...,
+           out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def kl_div(log_probs: ArrayLike, target: ArrayLike, *, log_target: bool = ..., reduction: Literal["none"],
+           out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def kl_div(log_probs: ArrayLike, target: ArrayLike, *, log_target: bool = ..., reduction: Reduction = ...,
+           out: NDArray[Any] | None = ..., n_threads: int | None = ...) -> LossValue: ...
 @differentiable("log_probs", impl=D.kl_div_impl)
-def kl_div(log_probs, target, *, log_target=False, reduction="mean", out=None, n_threads=None):
+def kl_div(log_probs: ArrayLike, target: ArrayLike, *, log_target: bool = False,
+           reduction: Reduction = "mean", out: NDArray[Any] | None = None,
+           n_threads: int | None = None) -> LossValue:
     r"""Pointwise Kullback-Leibler divergence :math:`t\,(\log t - x)` with `x` = `log_probs`
     (`log_target=True`: target given as log-probabilities, :math:`e^t (t - x)`).
 
@@ -288,8 +417,22 @@ def kl_div(log_probs, target, *, log_target=False, reduction="mean", out=None, n
                                reduction=reduction, out=out, n_threads=n_threads), (), None)[0]
 
 
+@overload
+def sigmoid_focal_loss(logits: ArrayLike, labels: ArrayLike, *, alpha: float | None = ...,
+                       gamma: float = ..., reduction: Reduced = ..., out: NDArray[Any] | None = ...,
+                       n_threads: int | None = ...) -> FloatScalar: ...
+@overload
+def sigmoid_focal_loss(logits: ArrayLike, labels: ArrayLike, *, alpha: float | None = ...,
+                       gamma: float = ..., reduction: Literal["none"], out: NDArray[Any] | None = ...,
+                       n_threads: int | None = ...) -> FloatArray: ...
+@overload
+def sigmoid_focal_loss(logits: ArrayLike, labels: ArrayLike, *, alpha: float | None = ...,
+                       gamma: float = ..., reduction: Reduction = ..., out: NDArray[Any] | None = ...,
+                       n_threads: int | None = ...) -> LossValue: ...
 @differentiable("logits", impl=D.sigmoid_focal_loss_impl)
-def sigmoid_focal_loss(logits, labels, *, alpha=0.25, gamma=2.0, reduction="mean", out=None, n_threads=None):
+def sigmoid_focal_loss(logits: ArrayLike, labels: ArrayLike, *, alpha: float | None = 0.25,
+                       gamma: float = 2.0, reduction: Reduction = "mean", out: NDArray[Any] | None = None,
+                       n_threads: int | None = None) -> LossValue:
     r"""Focal loss on logits (Lin et al. 2017):
     :math:`\ell = \alpha_t\,(1 - p_t)^\gamma\,\mathrm{BCE}(x, z)` with :math:`p = \sigma(x)`,
     :math:`p_t = p z + (1 - p)(1 - z)`, :math:`\alpha_t = \alpha z + (1 - \alpha)(1 - z)`

@@ -13,16 +13,45 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Protocol, Tuple, TypeVar, Union, overload
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ._typing import FloatArray, GradOut, Impl
 
 __all__ = ["register", "differentiable", "value_and_grad", "grad", "is_registered"]
 
-_REGISTRY = {}
+_REGISTRY: Dict[Any, _Entry] = {}
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_R = TypeVar("_R")
+_R_co = TypeVar("_R_co", covariant=True)
+_G_co = TypeVar("_G_co", covariant=True)
+
+
+class ValueAndGradFn(Protocol[_R_co, _G_co]):
+    """What :func:`value_and_grad` returns: ``f``'s arguments plus ``grad_output`` and
+    ``grad_out``, giving ``(value, gradient)``. The value type is that of ``f``'s return
+    (its first overload, for an overloaded ``f``); the gradient is an array for an int
+    ``argnums``, a tuple of arrays for a tuple."""
+
+    def __call__(self, *args: Any, grad_output: ArrayLike | None = None, grad_out: GradOut = None,
+                 **kwargs: Any) -> Tuple[_R_co, _G_co]: ...
+
+
+class GradFn(Protocol[_G_co]):
+    """What :func:`grad` returns: ``f``'s arguments (and ``grad_output``, ``grad_out``)
+    giving the gradient(s) only."""
+
+    def __call__(self, *args: Any, grad_output: ArrayLike | None = None, grad_out: GradOut = None,
+                 **kwargs: Any) -> _G_co: ...
 
 
 class _Entry:
     __slots__ = ("impl", "names", "signature", "params", "is_class")
 
-    def __init__(self, f, impl, names):
+    def __init__(self, f: Any, impl: Impl, names: Tuple[str, ...]) -> None:
         self.impl = impl
         self.names = tuple(names)
         self.is_class = isinstance(f, type)
@@ -34,33 +63,33 @@ class _Entry:
                        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def register(f, impl, differentiable_args):
+def register(f: _F, impl: Impl, differentiable_args: Tuple[str, ...]) -> _F:
     """Register a function, or a class whose instances are called (``__call__``); for a
     class the impl receives the instance as ``args["__self__"]``."""
     _REGISTRY[f] = _Entry(f, impl, differentiable_args)
     return f
 
 
-def differentiable(*names, impl):
+def differentiable(*names: str, impl: Impl) -> Callable[[_F], _F]:
     """Decorator: ``@differentiable("logits", impl=_dispatch.softmax_cross_entropy_impl)``."""
-    def deco(f):
+    def deco(f: _F) -> _F:
         register(f, impl, names)
         return f
     return deco
 
 
-def is_registered(f):
+def is_registered(f: Any) -> bool:
     return _lookup(f) is not None
 
 
-def _lookup(f):
+def _lookup(f: Any) -> _Entry | None:
     e = _REGISTRY.get(f)
     if e is None:
         e = _REGISTRY.get(type(f))      # instances of registered classes (modules, Keras losses)
     return e
 
 
-def _bind(entry, f, args, kwargs):
+def _bind(entry: _Entry, f: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
     try:
         bound = entry.signature.bind(*args, **kwargs)
     except TypeError as exc:
@@ -69,7 +98,21 @@ def _bind(entry, f, args, kwargs):
     return bound.arguments
 
 
-def value_and_grad(f, argnums=0):
+@overload
+def value_and_grad(f: Callable[..., _R], argnums: int = 0) -> ValueAndGradFn[_R, FloatArray]: ...
+@overload
+def value_and_grad(f: Callable[..., _R], argnums: Tuple[int]) -> ValueAndGradFn[_R, Tuple[FloatArray]]: ...
+@overload
+def value_and_grad(f: Callable[..., _R], argnums: Tuple[int, int]
+                   ) -> ValueAndGradFn[_R, Tuple[FloatArray, FloatArray]]: ...
+@overload
+def value_and_grad(f: Callable[..., _R], argnums: Tuple[int, int, int]
+                   ) -> ValueAndGradFn[_R, Tuple[FloatArray, FloatArray, FloatArray]]: ...
+@overload
+def value_and_grad(f: Callable[..., _R], argnums: Tuple[int, ...] | List[int]
+                   ) -> ValueAndGradFn[_R, Tuple[FloatArray, ...]]: ...
+def value_and_grad(f: Callable[..., Any], argnums: int | Tuple[int, ...] | List[int] = 0
+                   ) -> ValueAndGradFn[Any, Any]:
     """Return a function computing ``(f(*args, **kw), gradient)`` in one fused call.
 
     Parameters
@@ -98,10 +141,10 @@ def value_and_grad(f, argnums=0):
         raise TypeError(f"value_and_grad: {getattr(f, '__name__', repr(f))} is not a registered "
                         "stableloss function; gradients come from stableloss's fused kernels only")
     single = not isinstance(argnums, (tuple, list))
-    nums = (argnums,) if single else tuple(argnums)
+    nums: Tuple[Any, ...] = tuple(argnums) if isinstance(argnums, (tuple, list)) else (argnums,)
     if not nums:
         raise ValueError("argnums: give at least one argument position")
-    wrt = []
+    wrt: List[str] = []
     for n in nums:
         try:
             i = operator.index(n)
@@ -117,28 +160,40 @@ def value_and_grad(f, argnums=0):
         wrt.append(name)
 
     @functools.wraps(f if inspect.isfunction(f) else type(f).__call__)
-    def vg(*args, grad_output=None, grad_out=None, **kwargs):
+    def vg(*args: Any, grad_output: ArrayLike | None = None, grad_out: GradOut = None,
+           **kwargs: Any) -> Tuple[Any, Any]:
         bound = _bind(entry, f, args, kwargs)
         if entry.is_class:
             bound["__self__"] = f
         if grad_out is not None:
-            outs = (grad_out,) if single else tuple(grad_out)
+            outs = (grad_out,) if single else tuple(grad_out)  # type: ignore[arg-type]
             if len(outs) != len(wrt):
                 raise ValueError(f"grad_out: expected {len(wrt)} arrays (one per argnum), got {len(outs)}")
-            grad_out = {n: o for n, o in zip(wrt, outs) if o is not None}
-        value, grads = entry.impl(bound, tuple(wrt), grad_output, grad_out)
+            named = {n: o for n, o in zip(wrt, outs) if o is not None}
+        value, grads = entry.impl(bound, tuple(wrt), grad_output, named if grad_out is not None else None)
         g = tuple(grads[n] for n in wrt)
         return value, (g[0] if single else g)
 
     return vg
 
 
-def grad(f, argnums=0):
+@overload
+def grad(f: Callable[..., Any], argnums: int = 0) -> GradFn[FloatArray]: ...
+@overload
+def grad(f: Callable[..., Any], argnums: Tuple[int]) -> GradFn[Tuple[FloatArray]]: ...
+@overload
+def grad(f: Callable[..., Any], argnums: Tuple[int, int]) -> GradFn[Tuple[FloatArray, FloatArray]]: ...
+@overload
+def grad(f: Callable[..., Any], argnums: Tuple[int, int, int]
+         ) -> GradFn[Tuple[FloatArray, FloatArray, FloatArray]]: ...
+@overload
+def grad(f: Callable[..., Any], argnums: Tuple[int, ...] | List[int]) -> GradFn[Tuple[FloatArray, ...]]: ...
+def grad(f: Callable[..., Any], argnums: int | Tuple[int, ...] | List[int] = 0) -> GradFn[Any]:
     """Like :func:`value_and_grad` but returns only the gradient(s)."""
     vg = value_and_grad(f, argnums)
 
     @functools.wraps(vg)
-    def g(*args, **kwargs):
+    def g(*args: Any, **kwargs: Any) -> Any:
         return vg(*args, **kwargs)[1]
 
     return g

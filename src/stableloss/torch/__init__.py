@@ -12,6 +12,8 @@ Importing this package does not import torch. See ``docs/torch.md``.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence, overload
 
 import numpy as np
 
@@ -19,6 +21,12 @@ from .. import _dispatch as D
 from .._grad import register
 from ._common import Args, check_dim, to_numpy
 from . import nn, ops
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike, NDArray
+
+    from .._typing import ArrayInput, FloatArray
 
 __all__ = ["nn", "ops", "logsumexp", "autograd"]
 
@@ -58,7 +66,17 @@ def _logsumexp_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), ({"input": A.wrap(grads["x"])} if "x" in grads else {})
 
 
-def logsumexp(input, dim, keepdim=False, *, out=None):
+@overload
+def logsumexp(input: ArrayInput, dim: int | Sequence[int], keepdim: bool = ..., *,
+              out: NDArray[Any] | torch.Tensor | None = ...) -> FloatArray: ...
+@overload
+def logsumexp(input: torch.Tensor, dim: int | Sequence[int], keepdim: bool = ..., *,
+              out: NDArray[Any] | torch.Tensor | None = ...) -> torch.Tensor: ...
+@overload
+def logsumexp(input: ArrayLike, dim: int | Sequence[int], keepdim: bool = ..., *,
+              out: NDArray[Any] | torch.Tensor | None = ...) -> FloatArray | torch.Tensor: ...
+def logsumexp(input: ArrayLike, dim: int | Sequence[int], keepdim: bool = False, *,
+              out: NDArray[Any] | torch.Tensor | None = None) -> FloatArray | torch.Tensor:
     """torch.logsumexp: `dim` (an int or a tuple/list of ints) is required; integer inputs
     are promoted to float32 as torch does. Exact: ``m + log1p(s')``."""
     return _logsumexp_impl(dict(input=input, dim=dim, keepdim=keepdim, out=out), (), None)[0]
@@ -67,7 +85,7 @@ def logsumexp(input, dim, keepdim=False, *, out=None):
 register(logsumexp, _logsumexp_impl, ("input",))
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> ModuleType:
     if name == "autograd":
         return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

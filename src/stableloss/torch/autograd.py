@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -34,6 +35,9 @@ from . import logsumexp as _logsumexp
 from . import ops as _ops
 from .nn import functional as _F
 from ._common import to_numpy, to_tensor
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid", "logsumexp",
@@ -75,13 +79,13 @@ _SCALAR_LOSSES = {"cross_entropy", "nll_loss", "binary_cross_entropy", "binary_c
                   "kl_div", "sigmoid_focal_loss"}
 
 
-def _bridge(fn, main="input"):
+def _bridge(fn: Callable[..., Any], main: str = "input") -> Callable[..., torch.Tensor]:
     entry = _lookup(fn)
     sig = inspect.signature(fn)
     is_loss = fn.__name__ in _SCALAR_LOSSES
 
     @functools.wraps(fn)
-    def bridged(*args, **kwargs):
+    def bridged(*args: Any, **kwargs: Any) -> torch.Tensor:
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         a = dict(bound.arguments)
@@ -94,24 +98,24 @@ def _bridge(fn, main="input"):
                                           f"'{k}' requires grad (use torch's own function for that)")
         reduced = is_loss and a.get("reduction", "mean") != "none" and not (
             a.get("size_average") is not None or a.get("reduce") is not None)
-        return _Bridge.apply(x, (entry.impl, a, main, reduced))
+        return _Bridge.apply(x, (entry.impl, a, main, reduced))  # type: ignore[no-any-return, union-attr]
 
     bridged.__doc__ = (f"Autograd-bridged :func:`stableloss.torch.{fn.__module__.split('stableloss.torch.')[-1]}."
                        f"{fn.__name__}`: tensors in and out, gradient w.r.t. `{main}` from the fused kernel.")
     return bridged
 
 
-softmax = _bridge(_F.softmax)
-log_softmax = _bridge(_F.log_softmax)
-cross_entropy = _bridge(_F.cross_entropy)
-nll_loss = _bridge(_F.nll_loss)
-binary_cross_entropy = _bridge(_F.binary_cross_entropy)
-binary_cross_entropy_with_logits = _bridge(_F.binary_cross_entropy_with_logits)
-kl_div = _bridge(_F.kl_div)
-sigmoid = _bridge(_F.sigmoid)
-logsigmoid = _bridge(_F.logsigmoid)
-logsumexp = _bridge(_logsumexp)
-sigmoid_focal_loss = _bridge(_ops.sigmoid_focal_loss, main="inputs")
+softmax: Callable[..., torch.Tensor] = _bridge(_F.softmax)
+log_softmax: Callable[..., torch.Tensor] = _bridge(_F.log_softmax)
+cross_entropy: Callable[..., torch.Tensor] = _bridge(_F.cross_entropy)
+nll_loss: Callable[..., torch.Tensor] = _bridge(_F.nll_loss)
+binary_cross_entropy: Callable[..., torch.Tensor] = _bridge(_F.binary_cross_entropy)
+binary_cross_entropy_with_logits: Callable[..., torch.Tensor] = _bridge(_F.binary_cross_entropy_with_logits)
+kl_div: Callable[..., torch.Tensor] = _bridge(_F.kl_div)
+sigmoid: Callable[..., torch.Tensor] = _bridge(_F.sigmoid)
+logsigmoid: Callable[..., torch.Tensor] = _bridge(_F.logsigmoid)
+logsumexp: Callable[..., torch.Tensor] = _bridge(_logsumexp)
+sigmoid_focal_loss: Callable[..., torch.Tensor] = _bridge(_ops.sigmoid_focal_loss, main="inputs")
 
 
 class _LinearCEBridge(torch.autograd.Function):
@@ -157,8 +161,10 @@ class _LinearCEBridge(torch.autograd.Function):
         return out[0], out[1], out[2], None
 
 
-def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
-                         ignore_index=None, label_smoothing=0.0, options=None):
+def linear_cross_entropy(input: torch.Tensor, linear_weight: torch.Tensor, target: ArrayLike, *,
+                         linear_bias: torch.Tensor | None = None, weight: ArrayLike | None = None,
+                         reduction: str = "mean", ignore_index: int | None = None, label_smoothing: float = 0.0,
+                         options: Any = None) -> torch.Tensor:
     """Autograd-bridged :func:`stableloss.torch.nn.functional.linear_cross_entropy`: tensors
     in and out; gradients w.r.t. `input`, `linear_weight` and `linear_bias` (those that
     require grad) from the fused, chunked pass."""
@@ -172,5 +178,5 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
                                       f"linear_weight and linear_bias; '{name}' requires grad")
     args = dict(target=target, weight=weight, reduction=reduction, ignore_index=ignore_index,
                 label_smoothing=label_smoothing, options=options)
-    impl = _lookup(_F.linear_cross_entropy).impl
-    return _LinearCEBridge.apply(input, linear_weight, linear_bias, (impl, args, reduction != "none"))
+    impl = _lookup(_F.linear_cross_entropy).impl  # type: ignore[union-attr]
+    return _LinearCEBridge.apply(  # type: ignore[no-any-return]input, linear_weight, linear_bias, (impl, args, reduction != "none"))

@@ -1,11 +1,19 @@
 """``stableloss.torch.ops``: torchvision.ops' loss functions."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal, overload
+
 import numpy as np
 
 from .. import _dispatch as D
 from .._grad import register
 from ._common import Args
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
+
+    from .._typing import ArrayInput, FloatArray, FloatScalar, LossValue
 
 __all__ = ["sigmoid_focal_loss"]
 
@@ -25,7 +33,23 @@ def _focal_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), ({"inputs": A.wrap(grads["logits"])} if "logits" in grads else {})
 
 
-def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+@overload
+def sigmoid_focal_loss(inputs: ArrayInput, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: Literal["none"] = ...) -> FloatArray: ...
+@overload
+def sigmoid_focal_loss(inputs: ArrayInput, targets: ArrayLike, alpha: float = ..., gamma: float = ..., *,
+                       reduction: Literal["mean", "sum"]) -> FloatScalar: ...
+@overload
+def sigmoid_focal_loss(inputs: ArrayInput, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: str = ...) -> LossValue: ...
+@overload
+def sigmoid_focal_loss(inputs: torch.Tensor, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: str = ...) -> torch.Tensor: ...
+@overload
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
+                       reduction: str = ...) -> LossValue | torch.Tensor: ...
+def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.25, gamma: float = 2,
+                       reduction: str = "none") -> LossValue | torch.Tensor:
     """torchvision.ops.sigmoid_focal_loss: ``alpha_t (1 - p_t)^gamma BCE(inputs, targets)``
     (no alpha weighting when ``alpha < 0``), default ``reduction='none'``. Both tails exact
     (see :func:`stableloss.sigmoid_focal_loss`)."""

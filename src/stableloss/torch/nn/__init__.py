@@ -5,12 +5,19 @@ instances work with ``stableloss.value_and_grad`` like the functions."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Optional, Sequence, Tuple, overload
 
 import numpy as np
 
 from ..._grad import register, value_and_grad
 from .._common import legacy_reduction, np_dtype
 from . import functional as F
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+    from ..._typing import ArrayInput, FloatArray, Impl, LossValue
 
 __all__ = ["Softmax", "LogSoftmax", "Sigmoid", "LogSigmoid", "CrossEntropyLoss", "NLLLoss", "BCELoss",
            "BCEWithLogitsLoss", "KLDivLoss", "LinearCrossEntropyLoss", "functional"]
@@ -19,42 +26,43 @@ __all__ = ["Softmax", "LogSoftmax", "Sigmoid", "LogSigmoid", "CrossEntropyLoss",
 class _Module:
     """What the stableloss modules share: the last call is remembered for backward()."""
 
-    _fn = None          # the functional this module calls
-    _last = None
+    _fn: ClassVar[Callable[..., Any]] = None  # type: ignore[assignment]  # the functional this module calls
+    _last: Optional[Tuple[Any, ...]] = None
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         raise NotImplementedError      # pragma: no cover - every subclass defines it
 
-    def forward(self, *args):
+    def forward(self, *args: Any) -> Any:
         return type(self)._fn(*args, **self._kwargs())
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         out = self.forward(*args)
         self._last = args
         return out
 
-    def backward(self, grad_output=1.0):
+    def backward(self, grad_output: ArrayLike = 1.0) -> FloatArray | torch.Tensor:
         """Gradient of the last call's output w.r.t. its input, scaled by `grad_output`
         (a scalar for reduced losses; an array of the output's shape otherwise)."""
         if self._last is None:
             raise RuntimeError(f"{type(self).__name__}.backward(): call the module on an input first")
         return value_and_grad(type(self)._fn)(*self._last, grad_output=grad_output, **self._kwargs())[1]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-def _module_impl(a, wrt, grad_output, grad_out=None):
+def _module_impl(a: Dict[str, Any], wrt: Tuple[str, ...], grad_output: Any,
+                 grad_out: Optional[Dict[str, Any]] = None) -> Tuple[Any, Dict[str, Any]]:
     self = a.pop("__self__")
     args = dict(a)
     args.update(self._kwargs())
     return F.IMPLS[type(self)._fn](_bind_fn(type(self)._fn, args), wrt, grad_output, grad_out)
 
 
-def _bind_fn(fn, args):
+def _bind_fn(fn: Callable[..., Any], args: Dict[str, Any]) -> Dict[str, Any]:
     import inspect
     sig = inspect.signature(fn)
     out = {k: p.default for k, p in sig.parameters.items()}
@@ -63,21 +71,27 @@ def _bind_fn(fn, args):
 
 
 class _Activation(_Module):
-    def __call__(self, input):
-        return super().__call__(input)
+    @overload
+    def __call__(self, input: ArrayInput) -> FloatArray: ...
+    @overload
+    def __call__(self, input: torch.Tensor) -> torch.Tensor: ...
+    @overload
+    def __call__(self, input: ArrayLike) -> FloatArray | torch.Tensor: ...
+    def __call__(self, input: ArrayLike) -> FloatArray | torch.Tensor:
+        return super().__call__(input)  # type: ignore[no-any-return]
 
 
 class Softmax(_Activation):
     """torch.nn.Softmax(dim=None)."""
     _fn = staticmethod(F.softmax)
 
-    def __init__(self, dim=None):
-        self.dim = dim
+    def __init__(self, dim: int | None = None) -> None:
+        self.dim: int | None = dim
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return {"dim": self.dim, "_stacklevel": 5}
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -90,10 +104,10 @@ class Sigmoid(_Activation):
     """torch.nn.Sigmoid()."""
     _fn = staticmethod(F.sigmoid)
 
-    def __init__(self):
+    def __init__(self) -> None:
         pass
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return {}
 
 
@@ -103,27 +117,34 @@ class LogSigmoid(Sigmoid):
 
 
 class _Loss(_Module):
-    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None,
+                 reduction: str = "mean") -> None:
         if size_average is not None or reduce is not None:
             reduction = legacy_reduction(size_average, reduce)
-        self.reduction = reduction            # checked at call time, as torch
+        self.reduction: str = reduction            # checked at call time, as torch
 
-    def __call__(self, input, target):
-        return super().__call__(input, target)
+    @overload
+    def __call__(self, input: ArrayInput, target: ArrayLike) -> LossValue: ...
+    @overload
+    def __call__(self, input: torch.Tensor, target: ArrayLike) -> torch.Tensor: ...
+    @overload
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> LossValue | torch.Tensor: ...
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> LossValue | torch.Tensor:
+        return super().__call__(input, target)  # type: ignore[no-any-return]
 
 
 class CrossEntropyLoss(_Loss):
     """torch.nn.CrossEntropyLoss."""
     _fn = staticmethod(F.cross_entropy)
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
-                 label_smoothing=0.0):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(size_average, reduce, reduction)
-        self.weight = weight
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
+        self.weight: ArrayLike | None = weight
+        self.ignore_index: int = ignore_index
+        self.label_smoothing: float = label_smoothing
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return dict(weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
                     label_smoothing=self.label_smoothing)
 
@@ -132,12 +153,13 @@ class NLLLoss(_Loss):
     """torch.nn.NLLLoss."""
     _fn = staticmethod(F.nll_loss)
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None, ignore_index: int = -100,
+                 reduce: bool | None = None, reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
-        self.weight = weight
-        self.ignore_index = ignore_index
+        self.weight: ArrayLike | None = weight
+        self.ignore_index: int = ignore_index
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return dict(weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
 
 
@@ -145,11 +167,12 @@ class BCELoss(_Loss):
     """torch.nn.BCELoss."""
     _fn = staticmethod(F.binary_cross_entropy)
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean") -> None:
         super().__init__(size_average, reduce, reduction)
-        self.weight = weight
+        self.weight: ArrayLike | None = weight
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return dict(weight=self.weight, reduction=self.reduction)
 
 
@@ -157,12 +180,13 @@ class BCEWithLogitsLoss(_Loss):
     """torch.nn.BCEWithLogitsLoss."""
     _fn = staticmethod(F.binary_cross_entropy_with_logits)
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+    def __init__(self, weight: ArrayLike | None = None, size_average: bool | None = None,
+                 reduce: bool | None = None, reduction: str = "mean", pos_weight: ArrayLike | None = None) -> None:
         super().__init__(size_average, reduce, reduction)
-        self.weight = weight
-        self.pos_weight = pos_weight
+        self.weight: ArrayLike | None = weight
+        self.pos_weight: ArrayLike | None = pos_weight
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return dict(weight=self.weight, pos_weight=self.pos_weight, reduction=self.reduction)
 
 
@@ -170,11 +194,12 @@ class KLDivLoss(_Loss):
     """torch.nn.KLDivLoss (the default 'mean' warns at every call, not at construction)."""
     _fn = staticmethod(F.kl_div)
 
-    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+    def __init__(self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
+                 log_target: bool = False) -> None:
         super().__init__(size_average, reduce, reduction)
-        self.log_target = log_target
+        self.log_target: bool = log_target
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         return dict(reduction=self.reduction, log_target=self.log_target)
 
 
@@ -185,15 +210,18 @@ class _Linear:
     not torch's numbers). ``grad_weight`` / ``grad_bias`` hold the gradients of the last
     ``LinearCrossEntropyLoss.backward()``."""
 
-    def __init__(self, in_features, out_features, bias, dtype, seed=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool, dtype: DTypeLike,
+                 seed: int | None = None) -> None:
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
-        self.in_features, self.out_features = in_features, out_features
-        self.weight = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
-        self.bias = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
-        self.grad_weight = self.grad_bias = None
+        self.in_features: int = in_features
+        self.out_features: int = out_features
+        self.weight: NDArray[Any] = rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+        self.bias: NDArray[Any] | None = rng.uniform(-bound, bound, out_features).astype(dtype) if bias else None
+        self.grad_weight: FloatArray | None = None
+        self.grad_bias: FloatArray | None = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None})")
 
@@ -206,8 +234,10 @@ class LinearCrossEntropyLoss(_Loss):
     ``grad_bias`` -- one fused pass for the three."""
     _fn = staticmethod(F.linear_cross_entropy)
 
-    def __init__(self, in_features, num_classes, *, out_features=(), bias=False, device=None, dtype=None,
-                 reduction="mean", weight=None, ignore_index=None, label_smoothing=0.0, options=None):
+    def __init__(self, in_features: int, num_classes: int, *, out_features: Sequence[int] = (), bias: bool = False,
+                 device: Any = None, dtype: DTypeLike | torch.dtype | None = None, reduction: str = "mean",
+                 weight: ArrayLike | None = None, ignore_index: int | None = None, label_smoothing: float = 0.0,
+                 options: Any = None) -> None:
         if weight is not None and tuple(np.shape(weight)) != (num_classes,):
             raise RuntimeError(f"expected weight shape to be {(num_classes,)}, got {tuple(np.shape(weight))}")
         if label_smoothing < 0 or label_smoothing > 1.0:
@@ -215,27 +245,27 @@ class LinearCrossEntropyLoss(_Loss):
         if device is not None and str(device) != "cpu":
             raise ValueError(f"device: stableloss computes on the CPU, got {device!r}")
         super().__init__(None, None, reduction)
-        self.weight = weight
-        self.num_classes = num_classes
-        self.out_features = tuple(out_features)
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
-        self.options = options
+        self.weight: ArrayLike | None = weight
+        self.num_classes: int = num_classes
+        self.out_features: Tuple[int, ...] = tuple(out_features)
+        self.ignore_index: int | None = ignore_index
+        self.label_smoothing: float = label_smoothing
+        self.options: Any = options
         dt = np.dtype(np.float32) if dtype is None else np_dtype(dtype)
-        self.linear = _Linear(in_features, math.prod(self.out_features, start=num_classes), bias, dt)
+        self.linear: _Linear = _Linear(in_features, math.prod(self.out_features, start=num_classes), bias, dt)
 
-    def _kwargs(self):
+    def _kwargs(self) -> Dict[str, Any]:
         lin = self.linear
         lw = lin.weight.reshape((self.num_classes, *self.out_features, lin.in_features))
         lb = None if lin.bias is None else lin.bias.reshape((self.num_classes, *self.out_features))
         return dict(linear_weight=lw, linear_bias=lb, weight=self.weight, reduction=self.reduction,
                     ignore_index=self.ignore_index, label_smoothing=self.label_smoothing, options=self.options)
 
-    def forward(self, input, target):
+    def forward(self, input: ArrayLike, target: ArrayLike) -> LossValue | torch.Tensor:  # type: ignore[override]
         kw = self._kwargs()
         return F.linear_cross_entropy(input, kw.pop("linear_weight"), target, **kw)
 
-    def backward(self, grad_output=1.0):
+    def backward(self, grad_output: ArrayLike = 1.0) -> FloatArray | torch.Tensor:
         """Gradient of the last call w.r.t. its input; the weight's and bias's gradients (same
         pass) go to ``self.linear.grad_weight`` / ``grad_bias`` (in the linear's storage shape)."""
         if self._last is None:
@@ -247,10 +277,10 @@ class LinearCrossEntropyLoss(_Loss):
         lin = self.linear
         lin.grad_weight = g["linear_weight"].reshape(lin.weight.shape)
         if "linear_bias" in g:
-            self.linear.grad_bias = g["linear_bias"].reshape(lin.bias.shape)
-        return g["input"]
+            self.linear.grad_bias = g["linear_bias"].reshape(lin.bias.shape)  # type: ignore[union-attr]
+        return g["input"]  # type: ignore[no-any-return]
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
                 f"out_features={self.out_features}, bias={self.linear.bias is not None}, "
                 f"reduction={self.reduction}, ignore_index={self.ignore_index}, "

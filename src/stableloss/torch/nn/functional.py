@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -25,6 +26,12 @@ from ... import _validation as V
 from ..._grad import register
 from .._common import (Args, check_dim, check_int, check_reduction, legacy_reduction, np_dtype,
                        relabel, require_float, resolve_reduction, size_str, torch_name)
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike, DTypeLike
+
+    from ..._typing import ArrayInput, FloatArray, FloatScalar, LossValue
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid"]
@@ -78,7 +85,17 @@ def _log_softmax_impl(a, wrt, grad_output, grad_out=None):
     return _softmax_like(a, wrt, grad_output, grad_out, True)
 
 
-def softmax(input, dim=None, _stacklevel=3, dtype=None):
+@overload
+def softmax(input: ArrayInput, dim: int | None = ..., _stacklevel: int = ...,
+            dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray: ...
+@overload
+def softmax(input: torch.Tensor, dim: int | None = ..., _stacklevel: int = ...,
+            dtype: DTypeLike | torch.dtype | None = ...) -> torch.Tensor: ...
+@overload
+def softmax(input: ArrayLike, dim: int | None = ..., _stacklevel: int = ...,
+            dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray | torch.Tensor: ...
+def softmax(input: ArrayLike, dim: int | None = None, _stacklevel: int = 3,
+            dtype: DTypeLike | torch.dtype | None = None) -> FloatArray | torch.Tensor:
     """torch.nn.functional.softmax: ``exp(x - logsumexp(x, dim))`` along `dim`.
 
     ``dim=None`` warns (UserWarning) and picks 0 for 0-, 1- and 3-D inputs, else 1 --
@@ -88,7 +105,17 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return _softmax_impl(dict(input=input, dim=dim, _stacklevel=_stacklevel, dtype=dtype), (), None)[0]
 
 
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+@overload
+def log_softmax(input: ArrayInput, dim: int | None = ..., _stacklevel: int = ...,
+                dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray: ...
+@overload
+def log_softmax(input: torch.Tensor, dim: int | None = ..., _stacklevel: int = ...,
+                dtype: DTypeLike | torch.dtype | None = ...) -> torch.Tensor: ...
+@overload
+def log_softmax(input: ArrayLike, dim: int | None = ..., _stacklevel: int = ...,
+                dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray | torch.Tensor: ...
+def log_softmax(input: ArrayLike, dim: int | None = None, _stacklevel: int = 3,
+                dtype: DTypeLike | torch.dtype | None = None) -> FloatArray | torch.Tensor:
     """torch.nn.functional.log_softmax, computed as ``(x - m) - log1p(s')``: the winning
     class keeps its digits where torch's ``x - lse`` is only absolutely accurate."""
     return _log_softmax_impl(dict(input=input, dim=dim, _stacklevel=_stacklevel, dtype=dtype), (), None)[0]
@@ -191,8 +218,29 @@ def _cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), _grads(A, grads, mapping)
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                  reduction="mean", label_smoothing=0.0):
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: None = ..., ignore_index: int = ..., reduce: None = ...,
+                  reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...) -> FloatScalar: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: None = ..., ignore_index: int = ..., reduce: None = ..., *,
+                  reduction: Literal["none"], label_smoothing: float = ...) -> FloatArray: ...
+@overload
+def cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+                  reduction: str = ..., label_smoothing: float = ...) -> LossValue: ...
+@overload
+def cross_entropy(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+                  reduction: str = ..., label_smoothing: float = ...) -> torch.Tensor: ...
+@overload
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                  size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+                  reduction: str = ..., label_smoothing: float = ...) -> LossValue | torch.Tensor: ...
+def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+                  size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> LossValue | torch.Tensor:
     """torch.nn.functional.cross_entropy, fused: class-index targets (shape of `input`
     without the class dim 1) or class probabilities (`input`'s shape), `weight`,
     `ignore_index`, `reduction`, `label_smoothing` with torch's definitions (see
@@ -307,8 +355,35 @@ def _linear_ce_unfused(A, a, x, Wl, b, t, logits_shape, ii, wrt, grad_output, gr
     return A.wrap(value), grads
 
 
-def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
-                         ignore_index=None, label_smoothing=0.0, options=None):
+@overload
+def linear_cross_entropy(input: ArrayInput, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: Literal["mean", "sum"] = ..., ignore_index: int | None = ...,
+                         label_smoothing: float = ..., options: Any = ...) -> FloatScalar: ...
+@overload
+def linear_cross_entropy(input: ArrayInput, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: Literal["none"], ignore_index: int | None = ...,
+                         label_smoothing: float = ..., options: Any = ...) -> FloatArray: ...
+@overload
+def linear_cross_entropy(input: ArrayInput, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: str = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         options: Any = ...) -> LossValue: ...
+@overload
+def linear_cross_entropy(input: torch.Tensor, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: str = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         options: Any = ...) -> torch.Tensor: ...
+@overload
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
+                         reduction: str = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
+                         options: Any = ...) -> LossValue | torch.Tensor: ...
+def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
+                         linear_bias: ArrayLike | None = None, weight: ArrayLike | None = None,
+                         reduction: str = "mean", ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, options: Any = None) -> LossValue | torch.Tensor:
     """torch.nn.functional.linear_cross_entropy (torch 2.13): ``cross_entropy(linear(input,
     linear_weight, linear_bias), target)`` computed by the fused, chunked core
     (:func:`stableloss.linear_cross_entropy`): no (N, C) logits are held, with or without
@@ -345,7 +420,28 @@ def _nll_loss_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), _grads(A, grads, mapping)
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+@overload
+def nll_loss(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ..., size_average: None = ...,
+             ignore_index: int = ..., reduce: None = ...,
+             reduction: Literal["mean", "sum"] = ...) -> FloatScalar: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ..., size_average: None = ...,
+             ignore_index: int = ..., reduce: None = ..., *, reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def nll_loss(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+             reduction: str = ...) -> LossValue: ...
+@overload
+def nll_loss(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+             reduction: str = ...) -> torch.Tensor: ...
+@overload
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+             size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
+             reduction: str = ...) -> LossValue | torch.Tensor: ...
+def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+             size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
+             reduction: str = "mean") -> LossValue | torch.Tensor:
     """torch.nn.functional.nll_loss: ``-w[y] * input[y]`` per position, input taken as given."""
     return _nll_loss_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
                                ignore_index=ignore_index, reduce=reduce, reduction=reduction), (), None)[0]
@@ -386,7 +482,29 @@ def _bce_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), _grads(A, grads, mapping)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                         size_average: None = ..., reduce: None = ...,
+                         reduction: Literal["mean", "sum"] = ...) -> FloatScalar: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                         size_average: None = ..., reduce: None = ..., *,
+                         reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def binary_cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                         size_average: bool | None = ..., reduce: bool | None = ...,
+                         reduction: str = ...) -> LossValue: ...
+@overload
+def binary_cross_entropy(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
+                         size_average: bool | None = ..., reduce: bool | None = ...,
+                         reduction: str = ...) -> torch.Tensor: ...
+@overload
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                         size_average: bool | None = ..., reduce: bool | None = ...,
+                         reduction: str = ...) -> LossValue | torch.Tensor: ...
+def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+                         size_average: bool | None = None, reduce: bool | None = None,
+                         reduction: str = "mean") -> LossValue | torch.Tensor:
     """torch.nn.functional.binary_cross_entropy: each log clamped at -100, gradient
     ``w (x - t) / max(x (1 - x), 1e-12f)`` (torch's float32 floor, also in float64)."""
     return _bce_impl(dict(input=input, target=target, weight=weight, size_average=size_average,
@@ -443,8 +561,35 @@ def _bce_logits_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), _grads(A, grads, mapping)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
-                                     reduction="mean", pos_weight=None):
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                                     size_average: None = ..., reduce: None = ...,
+                                     reduction: Literal["mean", "sum"] = ...,
+                                     pos_weight: ArrayLike | None = ...) -> FloatScalar: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                                     size_average: None = ..., reduce: None = ..., *,
+                                     reduction: Literal["none"],
+                                     pos_weight: ArrayLike | None = ...) -> FloatArray: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ...,
+                                     size_average: bool | None = ..., reduce: bool | None = ...,
+                                     reduction: str = ...,
+                                     pos_weight: ArrayLike | None = ...) -> LossValue: ...
+@overload
+def binary_cross_entropy_with_logits(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
+                                     size_average: bool | None = ..., reduce: bool | None = ...,
+                                     reduction: str = ...,
+                                     pos_weight: ArrayLike | None = ...) -> torch.Tensor: ...
+@overload
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
+                                     size_average: bool | None = ..., reduce: bool | None = ...,
+                                     reduction: str = ...,
+                                     pos_weight: ArrayLike | None = ...) -> LossValue | torch.Tensor: ...
+def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
+                                     size_average: bool | None = None, reduce: bool | None = None,
+                                     reduction: str = "mean",
+                                     pos_weight: ArrayLike | None = None) -> LossValue | torch.Tensor:
     """torch.nn.functional.binary_cross_entropy_with_logits, exact in both tails (torch's
     loss cancels for t = 0, x << 0 and its gradient for t = 1, x >> 0). `weight` and
     `pos_weight` broadcast right-aligned to the input, as torch."""
@@ -498,7 +643,23 @@ def _kl_div_impl(a, wrt, grad_output, grad_out=None):
     return A.wrap(value), _grads(A, grads, mapping)
 
 
-def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+@overload
+def kl_div(input: ArrayInput, target: ArrayLike, size_average: None = ..., reduce: None = ...,
+           reduction: Literal["mean", "sum", "batchmean"] = ..., log_target: bool = ...) -> FloatScalar: ...
+@overload
+def kl_div(input: ArrayInput, target: ArrayLike, size_average: None = ..., reduce: None = ..., *,
+           reduction: Literal["none"], log_target: bool = ...) -> FloatArray: ...
+@overload
+def kl_div(input: ArrayInput, target: ArrayLike, size_average: bool | None = ..., reduce: bool | None = ...,
+           reduction: str = ..., log_target: bool = ...) -> LossValue: ...
+@overload
+def kl_div(input: torch.Tensor, target: ArrayLike, size_average: bool | None = ...,
+           reduce: bool | None = ..., reduction: str = ..., log_target: bool = ...) -> torch.Tensor: ...
+@overload
+def kl_div(input: ArrayLike, target: ArrayLike, size_average: bool | None = ..., reduce: bool | None = ...,
+           reduction: str = ..., log_target: bool = ...) -> LossValue | torch.Tensor: ...
+def kl_div(input: ArrayLike, target: ArrayLike, size_average: bool | None = None, reduce: bool | None = None,
+           reduction: str = "mean", log_target: bool = False) -> LossValue | torch.Tensor:
     """torch.nn.functional.kl_div: pointwise ``t (log t - input)`` (``exp(t) (t - input)``
     with `log_target`), reductions incl. ``'batchmean'`` (sum / input.shape[0]); ``'mean'``
     warns as torch does."""
@@ -528,12 +689,24 @@ def _logsigmoid_impl(a, wrt, grad_output, grad_out=None):
     return _sigmoid_like(a, wrt, grad_output, grad_out, True)
 
 
-def sigmoid(input):
+@overload
+def sigmoid(input: ArrayInput) -> FloatArray: ...
+@overload
+def sigmoid(input: torch.Tensor) -> torch.Tensor: ...
+@overload
+def sigmoid(input: ArrayLike) -> FloatArray | torch.Tensor: ...
+def sigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
     """torch.nn.functional.sigmoid, exact in both tails."""
     return _sigmoid_impl(dict(input=input), (), None)[0]
 
 
-def logsigmoid(input):
+@overload
+def logsigmoid(input: ArrayInput) -> FloatArray: ...
+@overload
+def logsigmoid(input: torch.Tensor) -> torch.Tensor: ...
+@overload
+def logsigmoid(input: ArrayLike) -> FloatArray | torch.Tensor: ...
+def logsigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
     """torch.nn.functional.logsigmoid: ``-softplus(-x)``, never 0 or -inf where the true
     value is finite."""
     return _logsigmoid_impl(dict(input=input), (), None)[0]
