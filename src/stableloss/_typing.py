@@ -13,7 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = ["ArrayLike", "DTypeLike", "NDArray", "FloatArray", "FloatScalar", "LossValue", "Reduction",
-           "Reduced", "Policy", "Axis", "Impl", "GradOut", "ArrayInput"]
+           "Reduced", "Policy", "Axis", "Impl", "GradOut", "ArrayInput",
+           "KerasReduction"]
 
 #: a float array result
 FloatArray = NDArray[np.floating[Any]]
@@ -36,3 +37,5 @@ GradOut = Union[NDArray[Any], Tuple[Optional[NDArray[Any]], ...], None]
 #: what the mirrors' NumPy overloads take (array-likes that are not tensors): arrays,
 #: NumPy and Python scalars, (nested) sequences
 ArrayInput = Union[NDArray[Any], np.generic, float, complex, Sequence[Any]]
+#: Keras's reductions (None: unreduced, as "none")
+KerasReduction = Optional[Literal["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]]

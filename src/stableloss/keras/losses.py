@@ -17,6 +17,7 @@ import collections
 import inspect
 import re
 import warnings
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
 import numpy as np
 
@@ -24,6 +25,13 @@ from .. import _dispatch as D
 from .. import _guard as GD
 from .._grad import register
 from . import config as _config
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+    from .._typing import FloatArray, KerasReduction, LossValue
+
+    _L = TypeVar("_L", bound="Loss")
 
 
 def _tf_edges(x, z, value):
@@ -52,7 +60,7 @@ def _np_dtype(name):
     return np.dtype(name)
 
 
-def _standardize_dtype(dtype):
+def _standardize_dtype(dtype: Any) -> str:
     """A Keras dtype (None -> floatx(), 'mixed_float16' -> 'float16', NumPy dtypes) as a name."""
     if dtype is None:
         dtype = _config.floatx()
@@ -374,7 +382,8 @@ def _function_impl(kind):
     return impl
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                        label_smoothing: float = 0.0, axis: int = -1) -> FloatArray:
     """Binary cross-entropy, averaged over `axis` (Keras ``keras.losses.binary_crossentropy``).
 
     Probabilities are clipped to ``[eps, 1 - eps]`` in y_pred's dtype (no renormalisation);
@@ -385,7 +394,8 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
                                      label_smoothing=label_smoothing, axis=axis), (), None)[0]
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> FloatArray:
     """Categorical cross-entropy (Keras): probabilities are renormalised along `axis`, then
     clipped to ``[eps, 1 - eps]``; ``from_logits=True`` is ``tf.nn.softmax_cross_entropy_with_logits``
     (gradient ``softmax - y`` whatever the label rows sum to). Labels smoothed as
@@ -394,7 +404,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
                                      label_smoothing=label_smoothing, axis=axis), (), None)[0]
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int = -1) -> FloatArray:
     """Sparse categorical cross-entropy (Keras): integer labels (cast to int64, floats
     truncate); probabilities are clipped to ``[eps, 1 - eps]`` and then renormalised
     implicitly (``-log c_y + log Σ c``); ``ignore_class`` positions give 0."""
@@ -402,8 +413,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
                                       ignore_class=ignore_class, axis=axis), (), None)[0]
 
 
-def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha=0.25, gamma=2.0,
-                              from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_focal_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, apply_class_balancing: bool = False,
+                              alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                              label_smoothing: float = 0.0, axis: int = -1) -> FloatArray:
     """Binary focal cross-entropy (Keras): ``mean_axis([w·](1 - p_t)^γ · bce)``."""
     return _run_function("bfce", dict(y_true=y_true, y_pred=y_pred,
                                       apply_class_balancing=apply_class_balancing, alpha=alpha,
@@ -411,8 +423,9 @@ def binary_focal_crossentropy(y_true, y_pred, apply_class_balancing=False, alpha
                                       label_smoothing=label_smoothing, axis=axis), (), None)[0]
 
 
-def categorical_focal_crossentropy(y_true, y_pred, alpha=0.25, gamma=2.0, from_logits=False,
-                                   label_smoothing=0.0, axis=-1):
+def categorical_focal_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, alpha: float = 0.25,
+                                   gamma: float = 2.0, from_logits: bool = False,
+                                   label_smoothing: float = 0.0, axis: int = -1) -> FloatArray:
     """Categorical focal cross-entropy (Keras): ``Σ_axis α·(1 - o)^γ·(-y·log o)`` with
     ``o = clip(p / Σp)`` (softmax first when ``from_logits``)."""
     return _run_function("cfce", dict(y_true=y_true, y_pred=y_pred, alpha=alpha, gamma=gamma,
@@ -536,7 +549,7 @@ class _Reducer:
 
 
 # ---------------------------------------------------------------- the classes
-def _to_snake_case(name):
+def _to_snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -545,14 +558,14 @@ def _to_snake_case(name):
 _NAME_UIDS = collections.defaultdict(int)
 
 
-def _auto_name(prefix):
+def _auto_name(prefix: str) -> str:
     prefix = _to_snake_case(prefix)
     name = f"{prefix}_{_NAME_UIDS[prefix]}" if prefix in _NAME_UIDS else prefix
     _NAME_UIDS[prefix] += 1
     return name
 
 
-def _standardize_reduction(reduction):
+def _standardize_reduction(reduction: Any) -> KerasReduction:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"Invalid value for argument `reduction`. Expected one of {_REDUCTIONS}. "
                          f"Received: reduction={reduction}")
@@ -561,35 +574,37 @@ def _standardize_reduction(reduction):
 
 class Loss:
     """`keras.losses.Loss` for the mirrored cross-entropies: name, reduction, dtype."""
-    _kind = None
-    _config_keys = ()
+    _kind: Optional[str] = None
+    _config_keys: Tuple[str, ...] = ()
+    _fn_keys: Tuple[str, ...]
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
-        self.name = name or _auto_name(self.__class__.__name__)
-        self.reduction = _standardize_reduction(reduction)
-        self._dtype = _standardize_dtype(dtype)
+    def __init__(self, name: str | None = None, reduction: KerasReduction = "sum_over_batch_size",
+                 dtype: DTypeLike | None = None) -> None:
+        self.name: str = name or _auto_name(self.__class__.__name__)
+        self.reduction: KerasReduction = _standardize_reduction(reduction)
+        self._dtype: str = _standardize_dtype(dtype)
 
     @property
-    def dtype(self):
+    def dtype(self) -> str:
         return self._dtype
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> LossValue:
         return _class_impl(dict(__self__=self, y_true=y_true, y_pred=y_pred,
                                 sample_weight=sample_weight), (), None)[0]
 
-    def _fn_kwargs(self):
+    def _fn_kwargs(self) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in self._fn_keys}
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         config = {"name": self.name, "reduction": self.reduction}
         config.update({k: getattr(self, k) for k in self._config_keys})
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls: Type[_L], config: Dict[str, Any]) -> _L:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<LossFunctionWrapper({_FUNCTIONS[self._kind]}, kwargs={self._fn_kwargs()})>"
 
 
@@ -622,12 +637,13 @@ class BinaryCrossentropy(Loss):
     _fn_keys = ("from_logits", "label_smoothing", "axis")
     _config_keys = _fn_keys
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="binary_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: KerasReduction = "sum_over_batch_size", name: str = "binary_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
+        self.from_logits: bool = from_logits
+        self.label_smoothing: float = label_smoothing
+        self.axis: int = axis
 
 
 class CategoricalCrossentropy(Loss):
@@ -636,12 +652,13 @@ class CategoricalCrossentropy(Loss):
     _fn_keys = ("from_logits", "label_smoothing", "axis")
     _config_keys = _fn_keys
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: KerasReduction = "sum_over_batch_size", name: str = "categorical_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
+        self.from_logits: bool = from_logits
+        self.label_smoothing: float = label_smoothing
+        self.axis: int = axis
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -651,12 +668,13 @@ class SparseCategoricalCrossentropy(Loss):
     _fn_keys = ("from_logits", "ignore_class", "axis")
     _config_keys = ("from_logits", "ignore_class")
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size", axis=-1,
-                 name="sparse_categorical_crossentropy", dtype=None):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: KerasReduction = "sum_over_batch_size", axis: int = -1,
+                 name: str = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.ignore_class = ignore_class
-        self.axis = axis
+        self.from_logits: bool = from_logits
+        self.ignore_class: int | None = ignore_class
+        self.axis: int = axis
 
 
 class BinaryFocalCrossentropy(Loss):
@@ -665,16 +683,17 @@ class BinaryFocalCrossentropy(Loss):
     _fn_keys = ("apply_class_balancing", "alpha", "gamma", "from_logits", "label_smoothing", "axis")
     _config_keys = ("from_logits", "label_smoothing", "axis", "apply_class_balancing", "alpha", "gamma")
 
-    def __init__(self, apply_class_balancing=False, alpha=0.25, gamma=2.0, from_logits=False,
-                 label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="binary_focal_crossentropy", dtype=None):
+    def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25, gamma: float = 2.0,
+                 from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: KerasReduction = "sum_over_batch_size", name: str = "binary_focal_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
-        self.apply_class_balancing = apply_class_balancing
-        self.alpha = alpha
-        self.gamma = gamma
+        self.from_logits: bool = from_logits
+        self.label_smoothing: float = label_smoothing
+        self.axis: int = axis
+        self.apply_class_balancing: bool = apply_class_balancing
+        self.alpha: float = alpha
+        self.gamma: float = gamma
 
 
 class CategoricalFocalCrossentropy(Loss):
@@ -683,14 +702,16 @@ class CategoricalFocalCrossentropy(Loss):
     _fn_keys = ("alpha", "gamma", "from_logits", "label_smoothing", "axis")
     _config_keys = ("from_logits", "label_smoothing", "axis", "alpha", "gamma")
 
-    def __init__(self, alpha=0.25, gamma=2.0, from_logits=False, label_smoothing=0.0, axis=-1,
-                 reduction="sum_over_batch_size", name="categorical_focal_crossentropy", dtype=None):
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
+                 label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: KerasReduction = "sum_over_batch_size",
+                 name: str = "categorical_focal_crossentropy", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
-        self.alpha = alpha
-        self.gamma = gamma
+        self.from_logits: bool = from_logits
+        self.label_smoothing: float = label_smoothing
+        self.axis: int = axis
+        self.alpha: float = alpha
+        self.gamma: float = gamma
 
 
 _CLASSES = (BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
@@ -700,7 +721,7 @@ for _c in _CLASSES:
 
 
 # ---------------------------------------------------------------- get / serialize
-ALL_OBJECTS_DICT = {c.__name__: c for c in _CLASSES}
+ALL_OBJECTS_DICT: Dict[str, Union[Type[Loss], Callable[..., FloatArray]]] = {c.__name__: c for c in _CLASSES}
 ALL_OBJECTS_DICT.update({f.__name__: f for f in _FUNCTIONS.values()})
 ALL_OBJECTS_DICT.update({"bce": binary_crossentropy, "BCE": binary_crossentropy})
 # Keras resolves these too; stableloss mirrors the cross-entropy family only.
@@ -715,7 +736,7 @@ _UNMIRRORED = {"mse", "MSE", "mae", "MAE", "mape", "MAPE", "msle", "MSLE", "kld"
                "categorical_generalized_cross_entropy"}
 
 
-def serialize(loss):
+def serialize(loss: Loss | Callable[..., Any]) -> Dict[str, Any]:
     """`keras.losses.serialize` for the mirrored losses."""
     if isinstance(loss, Loss):
         return {"module": "keras.losses", "class_name": type(loss).__name__, "config": loss.get_config(),
@@ -726,7 +747,7 @@ def serialize(loss):
     raise ValueError(f"Could not serialize loss: {loss!r} (stableloss mirrors the cross-entropy family)")
 
 
-def _lookup(name, identifier):
+def _lookup(name: str, identifier: Any) -> Any:
     if name in ALL_OBJECTS_DICT:
         return ALL_OBJECTS_DICT[name]
     if name in _UNMIRRORED:
@@ -735,7 +756,8 @@ def _lookup(name, identifier):
     return None
 
 
-def deserialize(name, custom_objects=None):
+def deserialize(name: str | Dict[str, Any], custom_objects: Dict[str, Any] | None = None
+                ) -> Loss | Callable[..., Any] | Type[Loss]:
     """`keras.losses.deserialize`: a config dict (or name) to a loss instance or function."""
     custom_objects = custom_objects or {}
     if isinstance(name, str):
@@ -754,7 +776,7 @@ def deserialize(name, custom_objects=None):
     return cls.from_config(config)
 
 
-def get(identifier):
+def get(identifier: str | Dict[str, Any] | Loss | Callable[..., Any] | None) -> Loss | Callable[..., Any] | None:
     """`keras.losses.get`: None, a name ('categorical_crossentropy', 'CategoricalCrossentropy',
     'bce', ...), a config dict, a callable or a loss instance -> a function or loss instance
     (a class name gives an instance with the default arguments)."""

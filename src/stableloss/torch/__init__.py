@@ -72,9 +72,6 @@ def logsumexp(input: ArrayInput, dim: int | Sequence[int], keepdim: bool = ..., 
 @overload
 def logsumexp(input: torch.Tensor, dim: int | Sequence[int], keepdim: bool = ..., *,
               out: NDArray[Any] | torch.Tensor | None = ...) -> torch.Tensor: ...
-@overload
-def logsumexp(input: ArrayLike, dim: int | Sequence[int], keepdim: bool = ..., *,
-              out: NDArray[Any] | torch.Tensor | None = ...) -> FloatArray | torch.Tensor: ...
 def logsumexp(input: ArrayLike, dim: int | Sequence[int], keepdim: bool = False, *,
               out: NDArray[Any] | torch.Tensor | None = None) -> FloatArray | torch.Tensor:
     """torch.logsumexp: `dim` (an int or a tuple/list of ints) is required; integer inputs

@@ -45,9 +45,6 @@ def sigmoid_focal_loss(inputs: ArrayInput, targets: ArrayLike, alpha: float = ..
 @overload
 def sigmoid_focal_loss(inputs: torch.Tensor, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
                        reduction: str = ...) -> torch.Tensor: ...
-@overload
-def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = ..., gamma: float = ...,
-                       reduction: str = ...) -> LossValue | torch.Tensor: ...
 def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.25, gamma: float = 2,
                        reduction: str = "none") -> LossValue | torch.Tensor:
     """torchvision.ops.sigmoid_focal_loss: ``alpha_t (1 - p_t)^gamma BCE(inputs, targets)``

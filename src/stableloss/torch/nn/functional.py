@@ -91,9 +91,6 @@ def softmax(input: ArrayInput, dim: int | None = ..., _stacklevel: int = ...,
 @overload
 def softmax(input: torch.Tensor, dim: int | None = ..., _stacklevel: int = ...,
             dtype: DTypeLike | torch.dtype | None = ...) -> torch.Tensor: ...
-@overload
-def softmax(input: ArrayLike, dim: int | None = ..., _stacklevel: int = ...,
-            dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray | torch.Tensor: ...
 def softmax(input: ArrayLike, dim: int | None = None, _stacklevel: int = 3,
             dtype: DTypeLike | torch.dtype | None = None) -> FloatArray | torch.Tensor:
     """torch.nn.functional.softmax: ``exp(x - logsumexp(x, dim))`` along `dim`.
@@ -111,9 +108,6 @@ def log_softmax(input: ArrayInput, dim: int | None = ..., _stacklevel: int = ...
 @overload
 def log_softmax(input: torch.Tensor, dim: int | None = ..., _stacklevel: int = ...,
                 dtype: DTypeLike | torch.dtype | None = ...) -> torch.Tensor: ...
-@overload
-def log_softmax(input: ArrayLike, dim: int | None = ..., _stacklevel: int = ...,
-                dtype: DTypeLike | torch.dtype | None = ...) -> FloatArray | torch.Tensor: ...
 def log_softmax(input: ArrayLike, dim: int | None = None, _stacklevel: int = 3,
                 dtype: DTypeLike | torch.dtype | None = None) -> FloatArray | torch.Tensor:
     """torch.nn.functional.log_softmax, computed as ``(x - m) - log1p(s')``: the winning
@@ -234,10 +228,6 @@ def cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None
 def cross_entropy(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
                   size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
                   reduction: str = ..., label_smoothing: float = ...) -> torch.Tensor: ...
-@overload
-def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
-                  size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
-                  reduction: str = ..., label_smoothing: float = ...) -> LossValue | torch.Tensor: ...
 def cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                   size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> LossValue | torch.Tensor:
@@ -375,11 +365,6 @@ def linear_cross_entropy(input: torch.Tensor, linear_weight: ArrayLike, target: 
                          linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
                          reduction: str = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
                          options: Any = ...) -> torch.Tensor: ...
-@overload
-def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
-                         linear_bias: ArrayLike | None = ..., weight: ArrayLike | None = ...,
-                         reduction: str = ..., ignore_index: int | None = ..., label_smoothing: float = ...,
-                         options: Any = ...) -> LossValue | torch.Tensor: ...
 def linear_cross_entropy(input: ArrayLike, linear_weight: ArrayLike, target: ArrayLike, *,
                          linear_bias: ArrayLike | None = None, weight: ArrayLike | None = None,
                          reduction: str = "mean", ignore_index: int | None = None,
@@ -435,10 +420,6 @@ def nll_loss(input: ArrayInput, target: ArrayLike, weight: ArrayLike | None = ..
 def nll_loss(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
              size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
              reduction: str = ...) -> torch.Tensor: ...
-@overload
-def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
-             size_average: bool | None = ..., ignore_index: int = ..., reduce: bool | None = ...,
-             reduction: str = ...) -> LossValue | torch.Tensor: ...
 def nll_loss(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
              size_average: bool | None = None, ignore_index: int = -100, reduce: bool | None = None,
              reduction: str = "mean") -> LossValue | torch.Tensor:
@@ -498,10 +479,6 @@ def binary_cross_entropy(input: ArrayInput, target: ArrayLike, weight: ArrayLike
 def binary_cross_entropy(input: torch.Tensor, target: ArrayLike, weight: ArrayLike | None = ...,
                          size_average: bool | None = ..., reduce: bool | None = ...,
                          reduction: str = ...) -> torch.Tensor: ...
-@overload
-def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
-                         size_average: bool | None = ..., reduce: bool | None = ...,
-                         reduction: str = ...) -> LossValue | torch.Tensor: ...
 def binary_cross_entropy(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                          size_average: bool | None = None, reduce: bool | None = None,
                          reduction: str = "mean") -> LossValue | torch.Tensor:
@@ -581,11 +558,6 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: ArrayLike, wei
                                      size_average: bool | None = ..., reduce: bool | None = ...,
                                      reduction: str = ...,
                                      pos_weight: ArrayLike | None = ...) -> torch.Tensor: ...
-@overload
-def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = ...,
-                                     size_average: bool | None = ..., reduce: bool | None = ...,
-                                     reduction: str = ...,
-                                     pos_weight: ArrayLike | None = ...) -> LossValue | torch.Tensor: ...
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: ArrayLike | None = None,
                                      size_average: bool | None = None, reduce: bool | None = None,
                                      reduction: str = "mean",
@@ -655,9 +627,6 @@ def kl_div(input: ArrayInput, target: ArrayLike, size_average: bool | None = ...
 @overload
 def kl_div(input: torch.Tensor, target: ArrayLike, size_average: bool | None = ...,
            reduce: bool | None = ..., reduction: str = ..., log_target: bool = ...) -> torch.Tensor: ...
-@overload
-def kl_div(input: ArrayLike, target: ArrayLike, size_average: bool | None = ..., reduce: bool | None = ...,
-           reduction: str = ..., log_target: bool = ...) -> LossValue | torch.Tensor: ...
 def kl_div(input: ArrayLike, target: ArrayLike, size_average: bool | None = None, reduce: bool | None = None,
            reduction: str = "mean", log_target: bool = False) -> LossValue | torch.Tensor:
     """torch.nn.functional.kl_div: pointwise ``t (log t - input)`` (``exp(t) (t - input)``
@@ -693,8 +662,6 @@ def _logsigmoid_impl(a, wrt, grad_output, grad_out=None):
 def sigmoid(input: ArrayInput) -> FloatArray: ...
 @overload
 def sigmoid(input: torch.Tensor) -> torch.Tensor: ...
-@overload
-def sigmoid(input: ArrayLike) -> FloatArray | torch.Tensor: ...
 def sigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
     """torch.nn.functional.sigmoid, exact in both tails."""
     return _sigmoid_impl(dict(input=input), (), None)[0]
@@ -704,8 +671,6 @@ def sigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
 def logsigmoid(input: ArrayInput) -> FloatArray: ...
 @overload
 def logsigmoid(input: torch.Tensor) -> torch.Tensor: ...
-@overload
-def logsigmoid(input: ArrayLike) -> FloatArray | torch.Tensor: ...
 def logsigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
     """torch.nn.functional.logsigmoid: ``-softplus(-x)``, never 0 or -inf where the true
     value is finite."""
