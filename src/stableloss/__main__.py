@@ -89,7 +89,7 @@ def _fmt_err(e):
 
 # ---------------------------------------------------------------------------------------
 
-def stability_demo():
+def stability_demo() -> None:
     cases = [
         # (label, logits, target, dtype)
         ("huge logits [1000, 0, -1000], y=1", [1000.0, 0.0, -1000.0], 1, np.float64),
@@ -112,7 +112,7 @@ def stability_demo():
         nl, ng = _naive_ce(x, y)
         try:
             sv, sg = vg(x[None, :], np.array([y]))
-            sv, sg = float(sv), sg[0]
+            sv, sg = float(sv), sg[0]  # type: ignore[assignment]
             s_cols = f" {sv:11.4g} {_fmt_err(_rel_err(sv, true_l)):>7} {_fmt_err(_max_rel_err(sg, true_g)):>8}"
         except Exception as e:  # keep the demo going; the message is the finding
             s_cols = f" raised {type(e).__name__}: {e}"
@@ -144,7 +144,7 @@ def _np_ce_fb(x, t):
     return x.dtype.type(loss), g
 
 
-def speed_demo(n=4096, c=1000, rounds=9):
+def speed_demo(n: int = 4096, c: int = 1000, rounds: int = 9) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c), dtype=np.float32)
     x *= 3
@@ -167,7 +167,7 @@ def speed_demo(n=4096, c=1000, rounds=9):
     for f in fns.values():  # warm-up
         f()
         f()
-    times = {k: [] for k in fns}
+    times = {k: [] for k in fns}  # type: ignore[var-annotated]
     for _ in range(rounds):  # interleaved: A, B, C, A, B, C, ...
         for k, f in fns.items():
             t0 = time.perf_counter()
@@ -182,7 +182,7 @@ def speed_demo(n=4096, c=1000, rounds=9):
     print("  (one run on a possibly busy machine; benchmarks/compare.py measures properly)")
 
 
-def main():
+def main() -> None:
     print("=" * 78)
     sl.show_config()
     print("=" * 78)

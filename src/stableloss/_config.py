@@ -5,6 +5,7 @@ import os
 import platform
 import sys
 import threading
+from typing import Any, Dict, Literal
 
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
 _forked = False    # in a child made by fork(): GNU OpenMP's thread pool did not survive it
@@ -22,7 +23,7 @@ if hasattr(os, "register_at_fork"):
 _physical = None
 
 
-def physical_cores():
+def physical_cores() -> int:
     """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
     global _physical
     if _physical is None:
@@ -41,7 +42,7 @@ def physical_cores():
     return _physical
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads the next kernel call may use (small inputs still run on one).
 
     The global setting (set_num_threads) if any; else OpenMP's current maximum, which
@@ -71,7 +72,7 @@ class concurrent_call:
 
     __slots__ = ()
 
-    def __enter__(self):
+    def __enter__(self) -> concurrent_call:
         global _active
         depth = getattr(_tls, "depth", 0)
         _tls.depth = depth + 1
@@ -80,7 +81,7 @@ class concurrent_call:
                 _active += 1
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         global _active
         _tls.depth -= 1
         if _tls.depth == 0:
@@ -89,12 +90,12 @@ class concurrent_call:
         return False
 
 
-def active_calls():
+def active_calls() -> int:
     """How many stableloss calls are running now, in all Python threads."""
     return _active
 
 
-def resolve_threads(n_threads, name="n_threads"):
+def resolve_threads(n_threads: int | None, name: str = "n_threads") -> int:
     """A call's n_threads keyword: None -> the default, shared among concurrent calls;
     else a positive int, used as given.
 
@@ -126,7 +127,7 @@ def _requested_threads(n_threads, name):
     return n
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> int:
     """Set the threads stableloss kernels use (None or 0: OpenMP's default, read per call).
 
     Returns the previous setting. Small inputs run on one thread regardless."""
@@ -142,7 +143,7 @@ def set_num_threads(n):
     return prev
 
 
-def show_config(print_=True):
+def show_config(print_: bool = True) -> Dict[str, Any]:
     """Print (and return as a dict) the version, OpenMP state, threads and SIMD path."""
     import numpy as np
 

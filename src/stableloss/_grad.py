@@ -25,6 +25,7 @@ __all__ = ["register", "differentiable", "value_and_grad", "grad", "is_registere
 _REGISTRY: Dict[Any, _Entry] = {}
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 _R = TypeVar("_R")
 _R_co = TypeVar("_R_co", covariant=True)
 _G_co = TypeVar("_G_co", covariant=True)
@@ -63,7 +64,7 @@ class _Entry:
                        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def register(f: _F, impl: Impl, differentiable_args: Tuple[str, ...]) -> _F:
+def register(f: _T, impl: Impl, differentiable_args: Tuple[str, ...]) -> _T:
     """Register a function, or a class whose instances are called (``__call__``); for a
     class the impl receives the instance as ``args["__self__"]``."""
     _REGISTRY[f] = _Entry(f, impl, differentiable_args)

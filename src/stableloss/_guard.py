@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any, Set
 
 import numpy as np
 
@@ -38,21 +39,21 @@ class MisuseWarning(UserWarning):
 
 
 _enabled = os.environ.get("STABLELOSS_MISUSE_WARNINGS", "1").strip().lower() not in ("0", "false", "no", "off")
-_warned = set()
+_warned: Set[Any] = set()
 
 
-def set_misuse_warnings(enabled):
+def set_misuse_warnings(enabled: bool) -> bool:
     """Turn the logits/probabilities misuse warnings on or off; returns the previous setting."""
     global _enabled
     prev, _enabled = _enabled, bool(enabled)
     return prev
 
 
-def misuse_warnings_enabled():
+def misuse_warnings_enabled() -> bool:
     return _enabled
 
 
-def reset_misuse_warnings():
+def reset_misuse_warnings() -> None:
     """Forget which call sites already warned (each warns once per process otherwise)."""
     _warned.clear()
 

@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 __all__ = ["ArrayLike", "DTypeLike", "NDArray", "FloatArray", "FloatScalar", "LossValue", "Reduction",
            "Reduced", "Policy", "Axis", "Impl", "GradOut", "ArrayInput",
-           "KerasReduction"]
+           "KerasReduction", "TFReduced"]
 
 #: a float array result
 FloatArray = NDArray[np.floating[Any]]
@@ -39,3 +39,5 @@ GradOut = Union[NDArray[Any], Tuple[Optional[NDArray[Any]], ...], None]
 ArrayInput = Union[NDArray[Any], np.generic, float, complex, Sequence[Any]]
 #: Keras's reductions (None: unreduced, as "none")
 KerasReduction = Optional[Literal["sum_over_batch_size", "sum", "none", "mean", "mean_with_sample_weight"]]
+#: tf.compat.v1.losses.Reduction's values that give a scalar
+TFReduced = Literal["weighted_sum", "weighted_sum_over_batch_size", "weighted_mean", "weighted_sum_by_nonzero_weights"]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import numbers
 import operator
+from typing import Tuple
 
 import numpy as np
 
 try:  # NumPy >= 1.25
     from numpy.exceptions import AxisError
 except ImportError:  # pragma: no cover
-    from numpy import AxisError
+    from numpy import AxisError  # type: ignore[attr-defined,no-redef]
 
 __all__ = ["LabelError", "AxisError"]
 
@@ -28,9 +29,10 @@ class LabelError(IndexError, ValueError):
     users expect for a bad value). ``value`` and ``index`` (when known) name the first
     bad label, so front ends can word the message as their framework does."""
 
-    def __init__(self, message, value=None, index=None):
+    def __init__(self, message: str, value: int | None = None, index: Tuple[int, ...] | int | None = None) -> None:
         super().__init__(message)
-        self.value, self.index = value, index
+        self.value: int | None = value
+        self.index: Tuple[int, ...] | int | None = index
 
 
 def _dtype_name(dt):

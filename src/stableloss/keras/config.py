@@ -10,24 +10,24 @@ _EPSILON = 1e-7
 _FLOATX = "float32"
 
 
-def epsilon():
+def epsilon() -> float:
     """The fuzz factor the probability losses clip with (Keras default 1e-7)."""
     return _EPSILON
 
 
-def set_epsilon(value):
+def set_epsilon(value: float) -> None:
     global _EPSILON
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"value: expected a real number, got {type(value).__name__}")
     _EPSILON = float(value)
 
 
-def floatx():
+def floatx() -> str:
     """The default float dtype of the loss classes (Keras default "float32")."""
     return _FLOATX
 
 
-def set_floatx(value):
+def set_floatx(value: str) -> None:
     global _FLOATX
     accepted = {"bfloat16", "float16", "float32", "float64"}
     if value not in accepted:

@@ -17,7 +17,7 @@ import collections
 import inspect
 import re
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type, TypeVar
 
 import numpy as np
 
@@ -437,7 +437,7 @@ _KINDS = {"bce": _bce, "cce": _cce, "scce": _scce, "bfce": _bfce, "cfce": _cfce}
 _FN_NAMES = {"bce": "binary_crossentropy", "cce": "categorical_crossentropy",
              "scce": "sparse_categorical_crossentropy", "bfce": "binary_focal_crossentropy",
              "cfce": "categorical_focal_crossentropy"}
-_FUNCTIONS = {"bce": binary_crossentropy, "cce": categorical_crossentropy,
+_FUNCTIONS: Dict[str, Any] = {"bce": binary_crossentropy, "cce": categorical_crossentropy,
               "scce": sparse_categorical_crossentropy, "bfce": binary_focal_crossentropy,
               "cfce": categorical_focal_crossentropy}
 for _k, _f in _FUNCTIONS.items():
@@ -555,7 +555,7 @@ def _to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-_NAME_UIDS = collections.defaultdict(int)
+_NAME_UIDS: collections.defaultdict[str, int] = collections.defaultdict(int)
 
 
 def _auto_name(prefix: str) -> str:
@@ -605,7 +605,7 @@ class Loss:
         return cls(**config)
 
     def __repr__(self) -> str:
-        return f"<LossFunctionWrapper({_FUNCTIONS[self._kind]}, kwargs={self._fn_kwargs()})>"
+        return f"<LossFunctionWrapper({_FUNCTIONS[self._kind]}, kwargs={self._fn_kwargs()})>"  # type: ignore[index]
 
 
 def _class_impl(a, wrt, grad_output, grad_out=None):
@@ -721,7 +721,7 @@ for _c in _CLASSES:
 
 
 # ---------------------------------------------------------------- get / serialize
-ALL_OBJECTS_DICT: Dict[str, Union[Type[Loss], Callable[..., FloatArray]]] = {c.__name__: c for c in _CLASSES}
+ALL_OBJECTS_DICT: Dict[str, Any] = {c.__name__: c for c in _CLASSES}
 ALL_OBJECTS_DICT.update({f.__name__: f for f in _FUNCTIONS.values()})
 ALL_OBJECTS_DICT.update({"bce": binary_crossentropy, "BCE": binary_crossentropy})
 # Keras resolves these too; stableloss mirrors the cross-entropy family only.
@@ -770,10 +770,10 @@ def deserialize(name: str | Dict[str, Any], custom_objects: Dict[str, Any] | Non
     cls_name, config = name["class_name"], name.get("config", {})
     if cls_name == "function":
         return deserialize(config, custom_objects)
-    cls = custom_objects.get(cls_name) or _lookup(cls_name, name)
+    cls: Any = custom_objects.get(cls_name) or _lookup(cls_name, name)
     if cls is None or not inspect.isclass(cls):
         raise ValueError(f"Could not interpret loss identifier: {name}")
-    return cls.from_config(config)
+    return cls.from_config(config)  # type: ignore[attr-defined]
 
 
 def get(identifier: str | Dict[str, Any] | Loss | Callable[..., Any] | None) -> Loss | Callable[..., Any] | None:
@@ -783,7 +783,7 @@ def get(identifier: str | Dict[str, Any] | Loss | Callable[..., Any] | None) -> 
     if identifier is None:
         return None
     if isinstance(identifier, dict):
-        obj = deserialize(identifier)
+        obj: Any = deserialize(identifier)
     elif isinstance(identifier, str):
         obj = _lookup(identifier, identifier)
     else:

@@ -18,6 +18,8 @@ confident rows carry the exact tiny loss and gradient instead of 0.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -46,7 +48,7 @@ def _value_and_grads(fn, argnums, kwargs):
     return run
 
 
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1, name=None):
+def softmax_cross_entropy_with_logits(labels: Any, logits: Any, axis: int = -1, name: str | None = None) -> tf.Tensor:
     """``tf.nn.softmax_cross_entropy_with_logits`` computed by stableloss, differentiable
     wrt logits and (float) labels, with TensorFlow's gradients."""
     logits = tf.convert_to_tensor(logits)
@@ -84,7 +86,7 @@ def _dense(labels, logits, axis):
     return op(labels, logits)
 
 
-def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None):
+def sparse_softmax_cross_entropy_with_logits(labels: Any, logits: Any, name: str | None = None) -> tf.Tensor:
     """``tf.nn.sparse_softmax_cross_entropy_with_logits`` computed by stableloss
     (gradient wrt logits ``softmax - onehot``; labels have none)."""
     logits = tf.convert_to_tensor(logits)
@@ -118,7 +120,7 @@ def _elementwise(fn, labels, logits, extra):
     return op(labels, logits)
 
 
-def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
+def sigmoid_cross_entropy_with_logits(labels: Any = None, logits: Any = None, name: str | None = None) -> tf.Tensor:
     """``tf.nn.sigmoid_cross_entropy_with_logits`` computed by stableloss (exact in both
     tails), gradients ``sigmoid(x) - z`` (logits) and ``-x`` (labels)."""
     if labels is None or logits is None:
@@ -127,7 +129,8 @@ def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
                         tf.convert_to_tensor(logits), {})
 
 
-def weighted_cross_entropy_with_logits(labels, logits, pos_weight, name=None):
+def weighted_cross_entropy_with_logits(labels: Any, logits: Any, pos_weight: Any,
+                                       name: str | None = None) -> tf.Tensor:
     """``tf.nn.weighted_cross_entropy_with_logits`` computed by stableloss with TF's
     evaluation and gradients (logits, labels); `pos_weight` is taken as a constant."""
     logits = tf.convert_to_tensor(logits)

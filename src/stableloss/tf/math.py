@@ -2,6 +2,8 @@
 signatures and edge values; numbers from the core kernels)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import math as _math
 
 import numpy as np
@@ -9,6 +11,11 @@ import numpy as np
 from .. import _dispatch as D
 from . import _common as C
 from ._common import invalid_argument
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .._typing import FloatArray
 
 __all__ = ["reduce_logsumexp", "sigmoid", "log_sigmoid"]
 
@@ -68,7 +75,8 @@ def _lse_impl(a, wrt, grad_output, grad_out=None):
     return value, {"input_tensor": gx}
 
 
-def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
+def reduce_logsumexp(input_tensor: ArrayLike, axis: int | Sequence[int] | ArrayLike | None = None,
+                     keepdims: bool = False, name: str | None = None) -> FloatArray:
     """``tf.math.reduce_logsumexp``: ``log(sum(exp(x)))`` over `axis` (``None``: all axes;
     an int, list or tuple; ``[]`` reduces nothing). An empty reduction gives -inf; a row
     with +inf gives +inf (gradient NaN at the +inf entries, 0 elsewhere, as TF); NaN gives
@@ -92,12 +100,12 @@ _sigmoid_core = _sig_impl(False)
 _log_sigmoid_core = _sig_impl(True)
 
 
-def sigmoid(x, name=None):
+def sigmoid(x: ArrayLike, name: str | None = None) -> FloatArray:
     """``tf.math.sigmoid``: ``1 / (1 + exp(-x))``, elementwise (exact in both tails)."""
     return _sigmoid_core({"x": x, "name": name}, (), None)[0]
 
 
-def log_sigmoid(x, name=None):
+def log_sigmoid(x: ArrayLike, name: str | None = None) -> FloatArray:
     """``tf.math.log_sigmoid``: ``-softplus(-x)``, elementwise (exact in both tails)."""
     return _log_sigmoid_core({"x": x, "name": name}, (), None)[0]
 

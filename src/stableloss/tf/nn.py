@@ -13,6 +13,8 @@ positional argument, e.g. ``argnums=1`` for the logits of
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math as _math
 
 import numpy as np
@@ -22,6 +24,11 @@ from .. import _guard
 from .. import _validation as V
 from . import _common as C
 from ._common import invalid_argument
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .._typing import FloatArray
 
 __all__ = ["softmax", "log_softmax", "softmax_cross_entropy_with_logits",
            "sparse_softmax_cross_entropy_with_logits", "sigmoid_cross_entropy_with_logits",
@@ -63,7 +70,7 @@ _softmax_core = _softmax_impl(False)
 _log_softmax_core = _softmax_impl(True)
 
 
-def softmax(logits, axis=None, name=None):
+def softmax(logits: ArrayLike, axis: int | None = None, name: str | None = None) -> FloatArray:
     """``tf.nn.softmax``: ``exp(x - max) / sum`` along `axis` (``None``: the last axis).
 
     float16/bfloat16/float32/float64 only (integer input raises InvalidArgumentError, as
@@ -72,7 +79,7 @@ def softmax(logits, axis=None, name=None):
     return _softmax_core({"logits": logits, "axis": axis, "name": name}, (), None)[0]
 
 
-def log_softmax(logits, axis=None, name=None):
+def log_softmax(logits: ArrayLike, axis: int | None = None, name: str | None = None) -> FloatArray:
     """``tf.nn.log_softmax``: ``x - logsumexp(x)`` along `axis` (``None``: the last axis).
 
     The winning entry of a confident row is the exact ``-log1p(s')`` (TF rounds it to 0).
@@ -178,7 +185,8 @@ def _dense_impl(a, wrt, grad_output, grad_out=None):
     return value, grads
 
 
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1, name=None):
+def softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike, axis: int = -1,
+                                      name: str | None = None) -> FloatArray:
     """``tf.nn.softmax_cross_entropy_with_logits`` (TF2): ``sum_c y_c (lse - x_c)`` per row.
 
     Labels are not normalised (a row summing to k gives k times the loss), are cast to
@@ -249,7 +257,8 @@ def _sparse_impl(a, wrt, grad_output, grad_out=None):
     return _sparse_core(x, y, ("logits",) if wrt else (), grad_output)
 
 
-def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None):
+def sparse_softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike,
+                                             name: str | None = None) -> FloatArray:
     """``tf.nn.sparse_softmax_cross_entropy_with_logits``: ``lse(x) - x_y`` per row.
 
     Labels int32/int64 of the logits' shape without the last axis; a label outside
@@ -312,7 +321,8 @@ def _sigmoid_impl(a, wrt, grad_output, grad_out=None):
     return _sigmoid_tf_edges(x, z, value), g
 
 
-def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
+def sigmoid_cross_entropy_with_logits(labels: ArrayLike | None = None, logits: ArrayLike | None = None,
+                                      name: str | None = None) -> FloatArray:
     """``tf.nn.sigmoid_cross_entropy_with_logits``: ``max(x,0) - x z + log1p(exp(-|x|))``.
 
     Labels must have the logits' shape and dtype (no broadcasting, no casting: TF's
@@ -360,7 +370,8 @@ def _weighted_impl(a, wrt, grad_output, grad_out=None):
     return _binary_core(x, z, q, 1, tuple(n for n in ("logits", "labels") if n in wrt), grad_output)
 
 
-def weighted_cross_entropy_with_logits(labels, logits, pos_weight, name=None):
+def weighted_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike, pos_weight: ArrayLike,
+                                       name: str | None = None) -> FloatArray:
     """``tf.nn.weighted_cross_entropy_with_logits``:
     ``(1 - z) x + (1 + (q - 1) z) (log1p(exp(-|x|)) + max(-x, 0))``.
 

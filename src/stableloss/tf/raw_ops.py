@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+from typing import TYPE_CHECKING, Any, Callable, Dict, NamedTuple, Protocol, Tuple
 
 import numpy as np
 
@@ -18,26 +19,42 @@ from . import _common as C
 from . import nn as _nn
 from ._common import invalid_argument
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .._typing import FloatArray
+
+    class _LossBackprop(NamedTuple):
+        loss: FloatArray
+        backprop: FloatArray
+
+    class _RawOp(Protocol):
+        """A keyword-only raw op: ``op(features=, labels=, name=None) -> (loss, backprop)``."""
+        __name__: str
+        __qualname__: str
+
+        def __call__(self, *, features: ArrayLike, labels: ArrayLike, name: str | None = None) -> _LossBackprop: ...
+
 __all__ = ["SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"]
 
-_Dense = collections.namedtuple("SoftmaxCrossEntropyWithLogits", ["loss", "backprop"])
-_Sparse = collections.namedtuple("SparseSoftmaxCrossEntropyWithLogits", ["loss", "backprop"])
+_Dense = collections.namedtuple("SoftmaxCrossEntropyWithLogits", ["loss", "backprop"])  # type: ignore[name-match]
+_Sparse = collections.namedtuple("SparseSoftmaxCrossEntropyWithLogits", ["loss", "backprop"])  # type: ignore[name-match]
 _SIG = inspect.Signature([inspect.Parameter("features", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                           inspect.Parameter("labels", inspect.Parameter.POSITIONAL_OR_KEYWORD),
                           inspect.Parameter("name", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)])
 
 
-def _keyword_only(op_name, impl, doc):
-    def f(*args, **kwargs):
+def _keyword_only(op_name: str, impl: Callable[..., Tuple[Any, Dict[str, Any]]], doc: str) -> _RawOp:
+    def f(*args: Any, **kwargs: Any) -> Any:
         if args:
             raise TypeError(f"{op_name} only takes keyword args (possible keys: ['features', 'labels', "
                             f"'name']). Please pass these args as kwargs instead.")
         a = _SIG.bind(**kwargs)
         a.apply_defaults()
         return impl(a.arguments, (), None)[0]
-    f.__signature__ = _SIG
+    f.__signature__ = _SIG  # type: ignore[attr-defined]
     f.__doc__ = doc
-    return f
+    return f  # type: ignore[return-value]
 
 
 def _dense_impl(a, wrt, grad_output, grad_out=None):
@@ -108,7 +125,7 @@ def _sparse_impl(a, wrt, grad_output, grad_out=None):
     return value, grads
 
 
-SoftmaxCrossEntropyWithLogits = _keyword_only(
+SoftmaxCrossEntropyWithLogits: _RawOp = _keyword_only(
     "softmax_cross_entropy_with_logits", _dense_impl,
     """``tf.raw_ops.SoftmaxCrossEntropyWithLogits(features=, labels=)`` -> ``(loss, backprop)``.
 
@@ -117,7 +134,7 @@ SoftmaxCrossEntropyWithLogits = _keyword_only(
     value_and_grad differentiates `loss` (features: argnums=0, labels: argnums=1).""")
 SoftmaxCrossEntropyWithLogits.__name__ = SoftmaxCrossEntropyWithLogits.__qualname__ = \
     "SoftmaxCrossEntropyWithLogits"
-SparseSoftmaxCrossEntropyWithLogits = _keyword_only(
+SparseSoftmaxCrossEntropyWithLogits: _RawOp = _keyword_only(
     "sparse_softmax_cross_entropy_with_logits", _sparse_impl,
     """``tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=, labels=)`` -> ``(loss, backprop)``.
 

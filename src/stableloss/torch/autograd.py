@@ -98,7 +98,7 @@ def _bridge(fn: Callable[..., Any], main: str = "input") -> Callable[..., torch.
                                           f"'{k}' requires grad (use torch's own function for that)")
         reduced = is_loss and a.get("reduction", "mean") != "none" and not (
             a.get("size_average") is not None or a.get("reduce") is not None)
-        return _Bridge.apply(x, (entry.impl, a, main, reduced))  # type: ignore[no-any-return, union-attr]
+        return _Bridge.apply(x, (entry.impl, a, main, reduced))  # type: ignore[union-attr]
 
     bridged.__doc__ = (f"Autograd-bridged :func:`stableloss.torch.{fn.__module__.split('stableloss.torch.')[-1]}."
                        f"{fn.__name__}`: tensors in and out, gradient w.r.t. `{main}` from the fused kernel.")
@@ -172,11 +172,11 @@ def linear_cross_entropy(input: torch.Tensor, linear_weight: torch.Tensor, targe
         if not isinstance(v, torch.Tensor):
             raise TypeError(f"linear_cross_entropy(): argument '{name}' must be a torch.Tensor, "
                             f"not {type(v).__name__}")
-    for name, v in (("target", target), ("weight", weight)):
+    for name, v in (("target", target), ("weight", weight)):  # type: ignore[assignment]
         if isinstance(v, torch.Tensor) and v.requires_grad:
             raise NotImplementedError(f"linear_cross_entropy(): the stableloss bridge differentiates input, "
                                       f"linear_weight and linear_bias; '{name}' requires grad")
     args = dict(target=target, weight=weight, reduction=reduction, ignore_index=ignore_index,
                 label_smoothing=label_smoothing, options=options)
     impl = _lookup(_F.linear_cross_entropy).impl  # type: ignore[union-attr]
-    return _LinearCEBridge.apply(  # type: ignore[no-any-return]input, linear_weight, linear_bias, (impl, args, reduction != "none"))
+    return _LinearCEBridge.apply(input, linear_weight, linear_bias, (impl, args, reduction != "none"))

@@ -76,7 +76,7 @@ class _Activation(_Module):
     @overload
     def __call__(self, input: torch.Tensor) -> torch.Tensor: ...
     def __call__(self, input: ArrayLike) -> FloatArray | torch.Tensor:
-        return super().__call__(input)  # type: ignore[no-any-return]
+        return super().__call__(input)
 
 
 class Softmax(_Activation):
@@ -126,7 +126,7 @@ class _Loss(_Module):
     @overload
     def __call__(self, input: torch.Tensor, target: ArrayLike) -> torch.Tensor: ...
     def __call__(self, input: ArrayLike, target: ArrayLike) -> LossValue | torch.Tensor:
-        return super().__call__(input, target)  # type: ignore[no-any-return]
+        return super().__call__(input, target)
 
 
 class CrossEntropyLoss(_Loss):
@@ -257,7 +257,8 @@ class LinearCrossEntropyLoss(_Loss):
         return dict(linear_weight=lw, linear_bias=lb, weight=self.weight, reduction=self.reduction,
                     ignore_index=self.ignore_index, label_smoothing=self.label_smoothing, options=self.options)
 
-    def forward(self, input: ArrayLike, target: ArrayLike) -> LossValue | torch.Tensor:  # type: ignore[override]
+    def forward(self, input: ArrayInput | torch.Tensor, target: ArrayLike  # type: ignore[override]
+                ) -> LossValue | torch.Tensor:
         kw = self._kwargs()
         return F.linear_cross_entropy(input, kw.pop("linear_weight"), target, **kw)
 
@@ -274,7 +275,7 @@ class LinearCrossEntropyLoss(_Loss):
         lin.grad_weight = g["linear_weight"].reshape(lin.weight.shape)
         if "linear_bias" in g:
             self.linear.grad_bias = g["linear_bias"].reshape(lin.bias.shape)  # type: ignore[union-attr]
-        return g["input"]  # type: ignore[no-any-return]
+        return g["input"]
 
     def extra_repr(self) -> str:
         return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "

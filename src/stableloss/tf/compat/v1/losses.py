@@ -15,6 +15,8 @@ fused kernel of the underlying op.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Final, Literal, Tuple, overload
+
 import numpy as np
 
 from .... import _dispatch as D
@@ -22,6 +24,11 @@ from .... import _guard
 from ... import _common as C
 from ... import nn as _nn
 from ..._common import invalid_argument
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ...._typing import FloatArray, FloatScalar, LossValue, TFReduced
 
 __all__ = ["Reduction", "compute_weighted_loss", "log_loss", "softmax_cross_entropy",
            "sparse_softmax_cross_entropy", "sigmoid_cross_entropy"]
@@ -33,20 +40,20 @@ class Reduction:
     """Types of loss reduction (TF v1). ``SUM_OVER_NONZERO_WEIGHTS`` is the same string as
     ``SUM_BY_NONZERO_WEIGHTS``, the default of every v1 loss."""
 
-    NONE = "none"
-    SUM = "weighted_sum"
-    SUM_OVER_BATCH_SIZE = "weighted_sum_over_batch_size"
-    MEAN = "weighted_mean"
-    SUM_BY_NONZERO_WEIGHTS = "weighted_sum_by_nonzero_weights"
-    SUM_OVER_NONZERO_WEIGHTS = SUM_BY_NONZERO_WEIGHTS
+    NONE: Final = "none"
+    SUM: Final = "weighted_sum"
+    SUM_OVER_BATCH_SIZE: Final = "weighted_sum_over_batch_size"
+    MEAN: Final = "weighted_mean"
+    SUM_BY_NONZERO_WEIGHTS: Final = "weighted_sum_by_nonzero_weights"
+    SUM_OVER_NONZERO_WEIGHTS: Final = SUM_BY_NONZERO_WEIGHTS
 
     @classmethod
-    def all(cls):
+    def all(cls) -> Tuple[str, ...]:
         return (cls.NONE, cls.SUM, cls.MEAN, cls.SUM_OVER_BATCH_SIZE, cls.SUM_OVER_NONZERO_WEIGHTS,
                 cls.SUM_BY_NONZERO_WEIGHTS)
 
     @classmethod
-    def validate(cls, key):
+    def validate(cls, key: str) -> None:
         if key not in cls.all():
             raise ValueError(f"Invalid Reduction Key {key}. Key should be one of {cls.all()}.")
 
@@ -150,8 +157,19 @@ def _cwl_impl(a, wrt, grad_output, grad_out=None):
     return wl.value, ({"losses": wl.cotangent(grad_output)} if wrt else {})
 
 
-def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection="losses",
-                          reduction=_DEFAULT):
+@overload
+def compute_weighted_loss(losses: ArrayLike, weights: ArrayLike = ..., scope: str | None = ...,
+                          loss_collection: str | None = ...,
+                          reduction: TFReduced = ...) -> FloatScalar: ...
+@overload
+def compute_weighted_loss(losses: ArrayLike, weights: ArrayLike = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., *,
+                          reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def compute_weighted_loss(losses: ArrayLike, weights: ArrayLike = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., reduction: str = ...) -> LossValue: ...
+def compute_weighted_loss(losses: ArrayLike, weights: ArrayLike = 1.0, scope: str | None = None,
+                          loss_collection: str | None = "losses", reduction: str = _DEFAULT) -> LossValue:
     """``tf.compat.v1.losses.compute_weighted_loss``: weights (rank 0, or the rank of
     `losses` with each dim 1 or equal) times losses, reduced by `reduction`, in float32."""
     return _cwl_impl({"losses": losses, "weights": weights, "reduction": reduction}, (), None)[0]
@@ -190,8 +208,21 @@ def _log_loss_impl(a, wrt, grad_output, grad_out=None):
     return wl.value, grads
 
 
-def log_loss(labels, predictions, weights=1.0, epsilon=1e-07, scope=None, loss_collection="losses",
-             reduction=_DEFAULT):
+@overload
+def log_loss(labels: ArrayLike, predictions: ArrayLike, weights: ArrayLike = ..., epsilon: float = ...,
+             scope: str | None = ..., loss_collection: str | None = ...,
+             reduction: TFReduced = ...) -> FloatScalar: ...
+@overload
+def log_loss(labels: ArrayLike, predictions: ArrayLike, weights: ArrayLike = ..., epsilon: float = ...,
+             scope: str | None = ..., loss_collection: str | None = ..., *,
+             reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def log_loss(labels: ArrayLike, predictions: ArrayLike, weights: ArrayLike = ..., epsilon: float = ...,
+             scope: str | None = ..., loss_collection: str | None = ...,
+             reduction: str = ...) -> LossValue: ...
+def log_loss(labels: ArrayLike, predictions: ArrayLike, weights: ArrayLike = 1.0, epsilon: float = 1e-07,
+             scope: str | None = None, loss_collection: str | None = "losses",
+             reduction: str = _DEFAULT) -> LossValue:
     """``tf.compat.v1.losses.log_loss``:
     ``-z log(p + eps) - (1 - z) log(1 - p + eps)`` in float32 (always float32 out).
 
@@ -232,8 +263,23 @@ def _softmax_ce_impl(a, wrt, grad_output, grad_out=None):
     return wl.value, grads
 
 
-def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None,
-                          loss_collection="losses", reduction=_DEFAULT):
+@overload
+def softmax_cross_entropy(onehot_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ...,
+                          reduction: TFReduced = ...) -> FloatScalar: ...
+@overload
+def softmax_cross_entropy(onehot_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., *,
+                          reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def softmax_cross_entropy(onehot_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., reduction: str = ...) -> LossValue: ...
+def softmax_cross_entropy(onehot_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = 1.0,
+                          label_smoothing: float = 0, scope: str | None = None,
+                          loss_collection: str | None = "losses", reduction: str = _DEFAULT) -> LossValue:
     """``tf.compat.v1.losses.softmax_cross_entropy``: labels cast to the logits' dtype; if
     ``label_smoothing > 0``, ``y (1 - ls) + ls / C``; then
     ``tf.nn.softmax_cross_entropy_with_logits`` on the last axis and the weighted reduction.
@@ -272,8 +318,21 @@ def _sparse_ce_impl(a, wrt, grad_output, grad_out=None):
     return wl.value, grads
 
 
-def sparse_softmax_cross_entropy(labels, logits, weights=1.0, scope=None, loss_collection="losses",
-                                 reduction=_DEFAULT):
+@overload
+def sparse_softmax_cross_entropy(labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                                 scope: str | None = ..., loss_collection: str | None = ...,
+                                 reduction: TFReduced = ...) -> FloatScalar: ...
+@overload
+def sparse_softmax_cross_entropy(labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                                 scope: str | None = ..., loss_collection: str | None = ..., *,
+                                 reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def sparse_softmax_cross_entropy(labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                                 scope: str | None = ..., loss_collection: str | None = ...,
+                                 reduction: str = ...) -> LossValue: ...
+def sparse_softmax_cross_entropy(labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = 1.0,
+                                 scope: str | None = None, loss_collection: str | None = "losses",
+                                 reduction: str = _DEFAULT) -> LossValue:
     """``tf.compat.v1.losses.sparse_softmax_cross_entropy``: labels int32/int64 (a trailing
     size-1 dim squeezed, as are weights one rank above the labels), then
     ``tf.nn.sparse_softmax_cross_entropy_with_logits`` and the weighted reduction. No label
@@ -316,8 +375,23 @@ def _sigmoid_ce_impl(a, wrt, grad_output, grad_out=None):
     return wl.value, grads
 
 
-def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothing=0, scope=None,
-                          loss_collection="losses", reduction=_DEFAULT):
+@overload
+def sigmoid_cross_entropy(multi_class_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ...,
+                          reduction: TFReduced = ...) -> FloatScalar: ...
+@overload
+def sigmoid_cross_entropy(multi_class_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., *,
+                          reduction: Literal["none"]) -> FloatArray: ...
+@overload
+def sigmoid_cross_entropy(multi_class_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = ...,
+                          label_smoothing: float = ..., scope: str | None = ...,
+                          loss_collection: str | None = ..., reduction: str = ...) -> LossValue: ...
+def sigmoid_cross_entropy(multi_class_labels: ArrayLike, logits: ArrayLike, weights: ArrayLike = 1.0,
+                          label_smoothing: float = 0, scope: str | None = None,
+                          loss_collection: str | None = "losses", reduction: str = _DEFAULT) -> LossValue:
     """``tf.compat.v1.losses.sigmoid_cross_entropy``: labels cast to the logits' dtype; if
     ``label_smoothing > 0``, ``z (1 - ls) + 0.5 ls``; then
     ``tf.nn.sigmoid_cross_entropy_with_logits`` and the weighted reduction.
