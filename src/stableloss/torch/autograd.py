@@ -27,8 +27,8 @@ import numpy as np
 try:
     import torch
     from torch.autograd.function import once_differentiable
-except ImportError as exc:  # pragma: no cover - exercised only without torch
-    raise ImportError("stableloss.torch.autograd needs PyTorch (pip install torch==2.13.0)") from exc
+except ImportError as _exc:  # pragma: no cover - exercised only without torch
+    raise ImportError("stableloss.torch.autograd needs PyTorch (pip install torch==2.13.0)") from _exc
 
 from .._grad import _lookup
 from . import logsumexp as _logsumexp

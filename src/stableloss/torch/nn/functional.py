@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, overload
 
 import numpy as np
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
     from numpy.typing import ArrayLike, DTypeLike
 
-    from ..._typing import ArrayInput, FloatArray, FloatScalar, LossValue
+    from ..._typing import ArrayInput, FloatArray, FloatScalar, Impl, LossValue
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "linear_cross_entropy", "nll_loss", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_div", "sigmoid", "logsigmoid"]
@@ -677,7 +677,7 @@ def logsigmoid(input: ArrayLike) -> FloatArray | torch.Tensor:
     return _logsigmoid_impl(dict(input=input), (), None)[0]
 
 
-IMPLS = {
+IMPLS: Dict[Callable[..., Any], Impl] = {
     softmax: _softmax_impl, log_softmax: _log_softmax_impl, cross_entropy: _cross_entropy_impl,
     nll_loss: _nll_loss_impl, binary_cross_entropy: _bce_impl,
     binary_cross_entropy_with_logits: _bce_logits_impl, kl_div: _kl_div_impl,
