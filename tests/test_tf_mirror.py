@@ -122,9 +122,16 @@ SIGNATURES = [
 ]
 
 
+def _sig(f):
+    """f's signature without annotations (the mirror's are typed): names, kinds and defaults."""
+    s = inspect.signature(f)
+    return s.replace(parameters=[p.replace(annotation=p.empty) for p in s.parameters.values()],
+                     return_annotation=s.empty)
+
+
 @pytest.mark.parametrize("ours,theirs", SIGNATURES, ids=lambda f: getattr(f, "__name__", "?"))
 def test_signature(ours, theirs):
-    assert inspect.signature(ours) == inspect.signature(theirs)
+    assert _sig(ours) == _sig(theirs)
 
 
 def test_reduction_constants():
