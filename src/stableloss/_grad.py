@@ -34,8 +34,11 @@ _G_co = TypeVar("_G_co", covariant=True)
 class ValueAndGradFn(Protocol[_R_co, _G_co]):
     """What :func:`value_and_grad` returns: ``f``'s arguments plus ``grad_output`` and
     ``grad_out``, giving ``(value, gradient)``. The value type is that of ``f``'s return
-    (its first overload, for an overloaded ``f``); the gradient is an array for an int
-    ``argnums``, a tuple of arrays for a tuple."""
+    (its first overload, for an overloaded ``f``: the default call's, e.g. a NumPy scalar for a
+    reduced loss even if the call passes ``reduction="none"``); the gradient is an array for an
+    int ``argnums``, a tuple of arrays for a tuple. The torch mirror called on tensors returns
+    tensors although typed as its NumPy overload (:mod:`stableloss.torch.autograd` is the
+    tensor path)."""
 
     def __call__(self, *args: Any, grad_output: ArrayLike | None = None, grad_out: GradOut = None,
                  **kwargs: Any) -> Tuple[_R_co, _G_co]: ...
@@ -166,12 +169,13 @@ def value_and_grad(f: Callable[..., Any], argnums: int | Tuple[int, ...] | List[
         bound = _bind(entry, f, args, kwargs)
         if entry.is_class:
             bound["__self__"] = f
+        named = None
         if grad_out is not None:
             outs = (grad_out,) if single else tuple(grad_out)  # type: ignore[arg-type]
             if len(outs) != len(wrt):
                 raise ValueError(f"grad_out: expected {len(wrt)} arrays (one per argnum), got {len(outs)}")
             named = {n: o for n, o in zip(wrt, outs) if o is not None}
-        value, grads = entry.impl(bound, tuple(wrt), grad_output, named if grad_out is not None else None)
+        value, grads = entry.impl(bound, tuple(wrt), grad_output, named)
         g = tuple(grads[n] for n in wrt)
         return value, (g[0] if single else g)
 
