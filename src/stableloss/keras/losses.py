@@ -771,3 +771,7 @@ def get(identifier):
             obj = obj()
         return obj
     raise ValueError(f"Could not interpret loss identifier: {identifier}")
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -17,3 +17,7 @@ from .math import reduce_logsumexp
 from .errors import InvalidArgumentError
 
 __all__ = ["nn", "math", "raw_ops", "compat", "errors", "keras", "reduce_logsumexp", "InvalidArgumentError"]
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

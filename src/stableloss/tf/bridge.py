@@ -134,3 +134,7 @@ def weighted_cross_entropy_with_logits(labels, logits, pos_weight, name=None):
     q = pos_weight.numpy() if hasattr(pos_weight, "numpy") else pos_weight
     return _elementwise(_nn.weighted_cross_entropy_with_logits, tf.convert_to_tensor(labels), logits,
                         {"pos_weight": q})
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["InvalidArgumentError", "invalid_argument"]
+__all__ = ["InvalidArgumentError"]   # invalid_argument: the mirrors' helper, not TF API
 
 
 class InvalidArgumentError(ValueError):
@@ -66,3 +66,7 @@ def invalid_argument(message):
             _both = _InvalidArgumentError
         return _both(message)
     return InvalidArgumentError(None, None, message)
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -381,3 +381,7 @@ C.register(softmax_cross_entropy_with_logits, _dense_impl, ("labels", "logits"))
 C.register(sparse_softmax_cross_entropy_with_logits, _sparse_impl, ("logits",))
 C.register(sigmoid_cross_entropy_with_logits, _sigmoid_impl, ("labels", "logits"))
 C.register(weighted_cross_entropy_with_logits, _weighted_impl, ("labels", "logits"))
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -71,3 +71,7 @@ def __getattr__(name):
     if name == "autograd":
         return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -174,3 +174,7 @@ def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weig
                 label_smoothing=label_smoothing, options=options)
     impl = _lookup(_F.linear_cross_entropy).impl
     return _LinearCEBridge.apply(input, linear_weight, linear_bias, (impl, args, reduction != "none"))
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -34,3 +34,7 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
 
 
 register(sigmoid_focal_loss, _focal_impl, ("inputs",))
+
+
+def __dir__():
+    return list(__all__)     # completion shows the mirrored names, not the helpers
