@@ -3,6 +3,10 @@
 
 >>> import numpy as np, stableloss as sl
 >>> loss, g = sl.value_and_grad(sl.softmax_cross_entropy)(np.array([[2.0, 1.0, 0.1]]), np.array([0]))
+>>> print(round(float(loss), 10))
+0.4170300163
+>>> print(g)                                   # softmax - onehot
+[[-0.34099886  0.24243297  0.09856589]]
 """
 __version__ = "0.1.0"
 
