@@ -106,7 +106,9 @@ class MarkdownExample(pytest.Item):
             if ">>>" in self.code:
                 self._run_doctest()
             else:
-                exec(compile(self.code, f"{self.path}:{self.lineno}", "exec"), self.namespace)
+                # padded so that tracebacks give the line numbers of the markdown file
+                code = "\n" * (self.lineno - 1) + self.code
+                exec(compile(code, str(self.path), "exec"), self.namespace)
 
     def _run_doctest(self):
         test = doctest.DocTestParser().get_doctest(self.code, self.namespace, self.name, str(self.path),
@@ -114,6 +116,7 @@ class MarkdownExample(pytest.Item):
         runner = doctest.DocTestRunner(optionflags=_FLAGS)
         report: list[str] = []
         runner.run(test, out=report.append, clear_globs=False)
+        self.namespace.update(test.globs)  # DocTest works on a copy
         if runner.failures:
             raise MarkdownExampleFailure("".join(report))
 
