@@ -1,6 +1,6 @@
 """Speed ratios of stableloss against NumPy and PyTorch (and TensorFlow when installed).
 
-The default run prints the whole acceptance table of the performance issue in one process:
+The default run prints, in one process, the same-run ratios of docs/performance.md:
 
 1. Softmax cross-entropy, class-index labels, mean reduction, forward+backward ("fb") and
    forward only ("f"), for the five benchmark shapes (or ``--shapes``), with the machine's copy
@@ -10,11 +10,11 @@ The default run prints the whole acceptance table of the performance issue in on
    CE fwd+bwd on (4096,1000), each against PyTorch.
 3. A compact summary: one line per row with the measured ratio. ``--targets`` adds the
    project's acceptance target of each row and a PASS/MISS verdict (a development aid for
-   the project's own performance issue, not a promise about any machine).
+   the project's own performance goals, not a promise about any machine).
 
 Everything is measured with interleaved repetitions (A, B, C, A, B, C, ... after a warm-up)
 and reported as medians, because a shared machine drifts by large factors between runs
-(docs: performance guide, section 10). Run the script several times and quote ranges, not
+(docs/benchmarks.md). Run the script several times and quote ranges, not
 single numbers; with ``--targets``, a MISS in one run on a noisy machine is a reason to
 look, not a verdict.
 

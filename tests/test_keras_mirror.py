@@ -565,7 +565,7 @@ def test_epsilon_read_at_call_time():
 # ---------------------------------------------------------------- confident rows vs mpmath
 @pytest.mark.parametrize("dtype,d", [(np.float32, 30.0), (np.float32, 17.0), (np.float64, 50.0)])
 def test_confident_rows_are_exact_not_tf_zero(dtype, d):
-    """TF's kernels return exactly 0 here (semantics doc §14); stableloss returns the exact
+    """TF's kernels return exactly 0 here; stableloss returns the exact
     value, so these rows are checked against mpmath rather than Keras."""
     x = np.array([[d, 0.0, 0.0]], dtype)
     exact, exact_g = R.softmax_cross_entropy(x, np.array([0]), reduction="none")
@@ -581,7 +581,7 @@ def test_confident_rows_are_exact_not_tf_zero(dtype, d):
 
 
 def test_keras_logits_shortcut_has_no_numpy_analogue():
-    """Trap 9: Keras reads `_keras_logits` off keras.ops.softmax outputs; a NumPy array carries
+    """Keras reads `_keras_logits` off keras.ops.softmax outputs; a NumPy array carries
     no such record, so the mirror always follows `from_logits` (docs/keras.md)."""
     x = np.array([[30., 0, 0]], np.float32)
     p_keras = keras.ops.softmax(x)
