@@ -1,19 +1,22 @@
 """Speed ratios of stableloss against NumPy and PyTorch (and TensorFlow when installed).
 
-The default run prints the whole acceptance table of the performance issue in one process:
+The default run prints, in one process, the same-run ratios of docs/performance.md:
 
 1. Softmax cross-entropy, class-index labels, mean reduction, forward+backward ("fb") and
-   forward only ("f"), for the five target shapes (or ``--shapes``), with the machine's copy
+   forward only ("f"), for the five benchmark shapes (or ``--shapes``), with the machine's copy
    bandwidth and the bandwidth limit measured in the same interleaved rotation.
-2. "Extra targets" (``--only extra``): softmax and log_softmax forward on the first three
+2. Extra rows (``--only extra``): softmax and log_softmax forward on the first three
    shapes, BCE with logits fwd+bwd on 4e6 elements, float64 CE fwd+bwd and probability-label
    CE fwd+bwd on (4096,1000), each against PyTorch.
-3. A compact summary: one line per target with the measured ratio, the target and PASS/MISS.
+3. A compact summary: one line per row with the measured ratio. ``--targets`` adds the
+   project's acceptance target of each row and a PASS/MISS verdict (a development aid for
+   the project's own performance goals, not a promise about any machine).
 
 Everything is measured with interleaved repetitions (A, B, C, A, B, C, ... after a warm-up)
 and reported as medians, because a shared machine drifts by large factors between runs
-(docs: performance guide, section 10). Run the script several times and quote ranges, not
-single numbers; a MISS in one run on a noisy machine is a reason to look, not a verdict.
+(docs/benchmarks.md). Run the script several times and quote ranges, not
+single numbers; with ``--targets``, a MISS in one run on a noisy machine is a reason to
+look, not a verdict.
 
 "limit" is the time the bytes that must move take at the measured copy bandwidth, e.g. for
 index-label CE: (N*C*itemsize read + N*C*itemsize written + N*8 label bytes) / copy bandwidth.
@@ -27,6 +30,7 @@ Usage (from the repository root, with stableloss built or installed)::
     python benchmarks/compare.py --only extra
     python benchmarks/compare.py --threads 2 --repeat 21 --dtype float64
     python benchmarks/compare.py --no-torch       # stableloss without a second thread pool
+    python benchmarks/compare.py --targets        # + the acceptance targets, PASS/MISS
 
 This is a reporting tool: it asserts nothing about timings (the exit status is 0 on MISS).
 """
@@ -64,7 +68,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shapes", default=DEFAULT_SHAPES,
-                   help=f"comma-separated NxC list for the CE table (default: the five target "
+                   help=f"comma-separated NxC list for the CE table (default: the five benchmark "
                         f"shapes {FULL_SHAPES}; 'full' is an alias for them)")
     p.add_argument("--repeat", type=int, default=None,
                    help="interleaved repetitions per implementation, medians over these. Given: "
@@ -73,7 +77,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="fewer repetitions (5, at least 3) and shorter rows: a smoke run")
     p.add_argument("--only", choices=("ce", "extra", "all"), default="all",
-                   help="ce: the CE table only; extra: the extra targets only (default all)")
+                   help="ce: the CE table only; extra: the extra rows only (default all)")
     p.add_argument("--row-seconds", type=float, default=None,
                    help="timed seconds a row aims at when --repeat is not given "
                         "(default 6, 2 with --quick)")
@@ -89,6 +93,9 @@ def parse_args(argv=None):
     p.add_argument("--no-torch", action="store_true",
                    help="do not import or time PyTorch (its thread pool can slow others down)")
     p.add_argument("--no-check", action="store_true", help="skip the correctness checks")
+    p.add_argument("--targets", action="store_true",
+                   help="also print the project's acceptance target of each row and PASS/MISS "
+                        "(default: the measured ratios only)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     if a.shapes == "full":
@@ -274,10 +281,12 @@ class Copier:
 # targets and the summary
 
 class Summary:
-    """Collects (label, measured, op, target) lines; verdict PASS/MISS (or '-' untargeted)."""
+    """Collects (label, measured, op, target) lines; verdict PASS/MISS (or '-' untargeted).
+    The targets and verdicts are printed only with show_targets (--targets)."""
 
-    def __init__(self):
+    def __init__(self, show_targets=False):
         self.rows = []
+        self.show_targets = show_targets
 
     @staticmethod
     def verdict(measured, op, target):
@@ -303,6 +312,15 @@ class Summary:
         print()
         print(header)
         w = max([len(r[0]) for r in self.rows] + [6])
+        if not self.show_targets:
+            print(f"  {'row':<{w}}  {'measured':>9}")
+            print(f"  {'-' * w}  {'-' * 9}")
+            for label, m, op, tgt, v in self.rows:
+                ms, _ = self.fmt(m, op, tgt, "x" if op == ">=" else "")
+                print(f"  {label:<{w}}  {ms:>9}")
+            print("  (one run on a shared machine: repeat before concluding; --targets adds the "
+                  "project's acceptance targets)")
+            return
         print(f"  {'target':<{w}}  {'measured':>9}  {'target':>11}  verdict")
         print(f"  {'-' * w}  {'-' * 9}  {'-' * 11}  -------")
         for label, m, op, tgt, v in self.rows:
@@ -321,9 +339,11 @@ class Summary:
               + " (one run on a shared machine: repeat before concluding)")
 
 
-def _target_str(name, measured, op, target, verdict):
+def _target_str(name, measured, op, target, verdict, show_targets=True):
     unit = "x" if op == ">=" else ""
     m = f"{measured:.2f}{unit}" if measured is not None else "n/a"
+    if not show_targets:
+        return f"{name} {m}"
     t = f"{op} {target:g}{unit}" if target is not None else "no target"
     return f"{name} {m} ({t}) {verdict}"
 
@@ -435,7 +455,7 @@ def main(argv=None):
 
     copier = Copier(np, nt)
     go = GradOut(np)
-    summary = Summary()
+    summary = Summary(args.targets)
     n_rows = (len(args.shapes) if args.only in ("ce", "all") else 0) + \
         (len(SOFTMAX_SHAPES) + 3 if args.only in ("extra", "all") else 0)
     budget = Budget(args.max_seconds - (time.perf_counter() - t_start), n_rows)
@@ -447,8 +467,8 @@ def main(argv=None):
     if args.only in ("extra", "all"):
         extra_targets(ctx)
 
-    what = {"ce": f"{args.dtype} CE table", "extra": "extra targets",
-            "all": f"{args.dtype} CE table + extra targets"}[args.only]
+    what = {"ce": f"{args.dtype} CE table", "extra": "extra rows",
+            "all": f"{args.dtype} CE table + extra rows"}[args.only]
     summary.print(f"summary ({what}; threads {nt}; ratio = other's median / "
                   "stableloss's median, above 1 = stableloss faster; /limit = stableloss fb time / "
                   "bandwidth limit):")
@@ -572,10 +592,10 @@ def ce_table(ctx):
             if m is None and target is None:
                 continue
             v = summary.add(f"{lbl} {what}", m, op, target)
-            items.append(_target_str(what, m, op, target, v))
+            items.append(_target_str(what, m, op, target, v, args.targets))
         if slg is not None:
             summary.add(f"{lbl} fb g= time/limit (info)", slg / limit, "<=", None)
-        print(f"{'':>15}   targets: " + "; ".join(items))
+        print(f"{'':>15}   {'targets' if args.targets else 'ratios'}: " + "; ".join(items))
         if not args.no_check:
             print(f"{'':>15}   check: {check(np, sl, vg, ce, x, t, torch, F, g_buf if go_ok else None)}")
         sys.stdout.flush()
@@ -651,10 +671,11 @@ def extra_targets(ctx):
     rng = np.random.default_rng(args.seed + 1)
     f32 = np.float32
     print()
-    print("== extra targets (each row: interleaved medians in ms, ratio torch/stableloss, target, "
-          "verdict; limit = bytes that must move / copy bandwidth of the same rotation) ==")
+    print("== extra rows (each row: interleaved medians in ms, ratio torch/stableloss"
+          + (", target, verdict" if args.targets else "")
+          + "; limit = bytes that must move / copy bandwidth of the same rotation) ==")
     if torch is None:
-        print("   (PyTorch not used: stableloss times only, targets n/a)")
+        print("   (PyTorch not used: stableloss times only, ratios n/a)")
     w = 44
 
     def run_row(fns, nbytes):
@@ -675,7 +696,7 @@ def extra_targets(ctx):
         parts.append(f"torch {_ms(tt)}")
         print(f"  {label:<{w}} {' | '.join(parts)} ms | limit {limit * 1e3:.3f} ms "
               f"({bw / 1e9:.1f} GB/s), sl/limit {s / limit:.2f} | {rounds} rounds | "
-              + _target_str("torch/sl", ratio, ">=", target, v))
+              + _target_str("torch/sl", ratio, ">=", target, v, args.targets))
         if check_txt is not None and not args.no_check:
             print(f"  {'':<{w}} check: {check_txt}")
         sys.stdout.flush()

@@ -1,13 +1,13 @@
 """Fused linear cross-entropy: stableloss vs torch unfused vs torch chunked.
 
 Forward + backward of ``cross_entropy(h @ W.T + b, t)`` (mean) with the gradients of
-hidden, weight and bias, float32, on the issue's shapes. Each measurement runs in a fresh
+hidden, weight and bias, float32, on the shapes of docs/linear_cross_entropy.md. Each measurement runs in a fresh
 subprocess: inputs are allocated, the RSS high-water mark is reset (/proc/self/clear_refs),
 one call is timed and its peak extra memory recorded as
 ``VmHWM - RSS(inputs) - bytes(returned gradients)``; further calls give the time (median).
 Implementations are interleaved round by round, so drifting machine load hits all alike.
 
-    python benchmarks/linear_ce.py                       # the three issue shapes, 1 round
+    python benchmarks/linear_ce.py                       # the three default shapes, 1 round
     python benchmarks/linear_ce.py --shapes 2048,1024,32000 --rounds 3 --reps 2
     python benchmarks/linear_ce.py --impls stableloss,torch_unfused --skip-big
 """
@@ -92,7 +92,7 @@ def _child(impl, N, d, V, reps, chunk):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shapes", nargs="*", help="N,d,V (default: the issue's three)")
+    ap.add_argument("--shapes", nargs="*", help="N,d,V (default: the three of docs/linear_cross_entropy.md)")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--reps", type=int, default=1, help="calls per subprocess (the first also gives memory)")

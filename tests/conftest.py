@@ -37,7 +37,7 @@ def pytest_report_header(config):
             f"simd={info['simd_path']} (available {info['simd_available']})")
 
 
-# --- hypothesis profiles for tests/test_properties.py (appended by the accuracy-tests helper) ---
+# --- hypothesis profiles for tests/test_properties.py ---
 # A no-op while the block above registers "ci"/"thorough"; keeps test_properties.py working
 # (ci by default, STABLELOSS_HYPOTHESIS_PROFILE=thorough for long runs) if that block changes.
 try:

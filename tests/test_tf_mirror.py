@@ -481,6 +481,7 @@ F32 = np.float32
 ERRORS = {
     "softmax int": lambda m: m.nn.softmax([1, 2, 3]),
     "softmax rank0": lambda m: m.nn.softmax(F32(1.0)),
+    "log_softmax rank0": lambda m: m.nn.log_softmax(F32(1.0)),
     "softmax axis out of range": lambda m: m.nn.softmax(X23, axis=2),
     "lse int": lambda m: m.math.reduce_logsumexp([1, 2]),
     "lse axis out of range": lambda m: m.math.reduce_logsumexp(X23, axis=2),
@@ -549,6 +550,12 @@ def test_errors_match_tf(case):
     with pytest.raises(Exception) as ours:
         fn(stf)
     t, o = theirs.value, ours.value
+    if isinstance(t, tf.errors.AbortedError) and case in EIGEN_CALLS:
+        # TF's oneDNN softmax (some CPUs' default) aborts on rank 0; the mirror follows TF's
+        # reference kernel, compared in test_rank_limits_follow_reference_kernel
+        assert _onednn_on() is not False and ONEDNN_ABORT in str(t), t
+        assert isinstance(o, stf.errors.InvalidArgumentError)
+        return
     if isinstance(t, tf.errors.InvalidArgumentError):
         assert isinstance(o, tf.errors.InvalidArgumentError) and isinstance(o, stf.errors.InvalidArgumentError)
         assert isinstance(o, ValueError)
@@ -732,13 +739,146 @@ def test_reduce_logsumexp_empty_and_scalar():
     np.testing.assert_array_equal(stf.math.reduce_logsumexp(x, axis=[]), x)
 
 
-def test_softmax_edge_rows():
-    x = np.array([[-np.inf, 0, 1], [-np.inf] * 3, [np.inf, 0, 1], [np.nan, 0, 1], [1000, 0, -1000]], F32)
+# ---------------------------------------------------------------- TF's two CPU softmax kernels
+# TensorFlow's CPU softmax has two implementations: its reference (Eigen) kernel, and the
+# oneDNN kernel it switches to on CPUs with AVX-512 VNNI / AMX unless TF_ENABLE_ONEDNN_OPTS=0
+# (float32 and bfloat16 only). They differ on rows holding +inf or NaN, and oneDNN rejects
+# rank 0 and rank > 5 with AbortedError. The mirror promises the reference kernel's results
+# (docs/tensorflow.md, "When TensorFlow's CPU back ends disagree"): it is checked against a
+# TensorFlow started with oneDNN off, and the TensorFlow in this process against whichever of
+# the two documented behaviours its back end has.
+EDGE_ROWS = [[-np.inf, 0, 1], [-np.inf] * 3, [np.inf, 0, 1], [np.nan, 0, 1], [1000, 0, -1000],
+             [np.inf, np.inf, 0], [-np.inf, np.inf, 0], [np.nan, np.inf, 0], [np.nan, -np.inf, 0],
+             [np.inf] * 3, [np.nan] * 3, [0.5, -0.25, 2]]
+EDGE_DTYPES = {"float32": 1e-6, "float64": 1e-12, "bfloat16": 1e-2}
+ONEDNN_DTYPES = ("float32", "bfloat16")          # TF's oneDNN softmax kernel (float16: AVX-512 FP16 only)
+ONEDNN_ABORT = "Input dims must be <= 5 and >=1"
+# TensorFlow expressions run in both processes (np, tf names); errors recorded as (type, message)
+EIGEN_CALLS = {
+    "softmax rank0": "tf.nn.softmax(np.float32(1.0))",
+    "log_softmax rank0": "tf.nn.log_softmax(np.float32(1.0))",
+    "softmax rank6": "tf.nn.softmax(X6)",
+    "log_softmax rank6": "tf.nn.log_softmax(X6)",
+}
+_X6 = "np.arange(2 * 3, dtype=np.float32).reshape(1, 1, 1, 1, 2, 3) / 4"
+
+_EIGEN_SCRIPT = """
+import json, os, sys
+import numpy as np
+import tensorflow as tf
+try:
+    from tensorflow.python.util import _pywrap_util_port
+    assert not _pywrap_util_port.IsMklEnabled(), "TF_ENABLE_ONEDNN_OPTS=0 did not turn oneDNN off"
+except ImportError:
+    pass
+rows, calls = json.loads(sys.stdin.read())
+X6 = {x6}
+out = {{"rows": {{}}, "calls": {{}}}}
+for dt in {dtypes}:
+    x = tf.constant(np.array(rows, np.float64), dtype=dt)
     for fn in ("softmax", "log_softmax"):
-        theirs, ours = _tf_and_ours(fn, x)
-        _match(ours, theirs, 1e-6, fn + " edge rows")
+        out["rows"][fn + " " + dt] = getattr(tf.nn, fn)(x).numpy().astype(np.float64).tolist()
+for name, expr in calls.items():
+    try:
+        out["calls"][name] = ["ok", eval(expr).numpy().astype(np.float64).tolist()]
+    except Exception as e:
+        out["calls"][name] = [type(e).__name__, str(e)]
+print(json.dumps(out))
+""".format(x6=_X6, dtypes=tuple(EDGE_DTYPES))
+
+
+@pytest.fixture(scope="module")
+def tf_eigen():
+    """TensorFlow's reference-kernel results: the edge rows and EIGEN_CALLS evaluated by a
+    TensorFlow started with TF_ENABLE_ONEDNN_OPTS=0 (it is read when TF is imported)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _EIGEN_SCRIPT], input=json.dumps([EDGE_ROWS, EIGEN_CALLS]),
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _onednn_on():
+    """Whether this process's TensorFlow uses oneDNN kernels (None: cannot tell)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def _onednn_softmax_rule(x, reference):
+    """TF 2.21's oneDNN softmax as documented: a row holding +inf or NaN gives NaN at those
+    entries and 0 at the others; every other row is the reference kernel's."""
+    x = np.asarray(x, np.float64)
+    bad = np.isnan(x) | (x == np.inf)
+    row = bad.any(axis=-1, keepdims=True)
+    return np.where(row, np.where(bad, np.nan, 0.0), reference)
+
+
+@pytest.mark.parametrize("dt", list(EDGE_DTYPES))
+def test_softmax_edge_rows(dt, tf_eigen):
+    x = tf.constant(np.array(EDGE_ROWS, np.float64), dtype=dt)
+    tol = EDGE_DTYPES[dt]
+    onednn = _onednn_on()
+    for fn in ("softmax", "log_softmax"):
+        eigen = np.array(tf_eigen["rows"][f"{fn} {dt}"])
+        ours = np.asarray(getattr(stf.nn, fn)(x), np.float64)
+        _match(ours, eigen, tol, f"{fn} edge rows")                 # the promise: TF's reference kernel
+        theirs = getattr(tf.nn, fn)(x).numpy().astype(np.float64)   # this process's TF, either back end
+        quirk = _onednn_softmax_rule(EDGE_ROWS, eigen)
+        if fn == "softmax" and dt in ONEDNN_DTYPES and onednn:
+            _match(theirs, quirk, tol, f"{fn} edge rows, TF oneDNN")
+        elif fn == "softmax" and dt in ONEDNN_DTYPES and onednn is None:
+            assert np.array_equal(np.isnan(theirs), np.isnan(eigen)) or \
+                np.array_equal(np.isnan(theirs), np.isnan(quirk)), theirs
+        else:                                                       # float64, log_softmax: one kernel
+            _match(theirs, eigen, tol, f"{fn} edge rows, TF")
     assert np.isnan(stf.nn.softmax(np.array([-np.inf], F32))[0])
     assert stf.nn.softmax(np.zeros((0, 3), F32)).shape == (0, 3)
+    assert stf.nn.log_softmax(np.zeros((3, 0), F32)).shape == (3, 0)
+    assert tf.nn.softmax(np.zeros((0, 3), F32)).shape == (0, 3)
+
+
+def test_onednn_rule_differs_from_reference_on_edge_rows(tf_eigen):
+    """The two documented behaviours are distinguishable on the edge rows (so the test above
+    tells them apart), and agree on the rows without +inf / NaN."""
+    eigen = np.array(tf_eigen["rows"]["softmax float32"])
+    quirk = _onednn_softmax_rule(EDGE_ROWS, eigen)
+    assert np.isnan(eigen[2]).all() and quirk[2].tolist()[1:] == [0.0, 0.0] and np.isnan(quirk[2, 0])
+    clean = ~np.any(np.isnan(EDGE_ROWS) | (np.array(EDGE_ROWS) == np.inf), axis=1)
+    np.testing.assert_array_equal(quirk[clean], eigen[clean])
+
+
+@pytest.mark.parametrize("case", list(EIGEN_CALLS))
+def test_rank_limits_follow_reference_kernel(case, tf_eigen):
+    """Rank 0 fails (InvalidArgumentError, the reference kernel's message) and rank 6 works,
+    whichever back end this process's TF uses; TF's oneDNN softmax aborts on both instead."""
+    X6 = eval(_X6)                                                  # noqa: F841  (used by the expression)
+    kind, eigen = tf_eigen["calls"][case]
+    expr = EIGEN_CALLS[case]
+    try:
+        ours = eval(expr.replace("tf.nn.", "stf.nn."))
+    except Exception as e:                                          # noqa: BLE001
+        assert kind != "ok", f"ours raised {e!r}, TF's reference kernel gave {eigen}"
+        assert kind == "InvalidArgumentError" and isinstance(e, stf.errors.InvalidArgumentError)
+        assert str(e) in eigen, f"\nours: {e}\ntf:   {eigen}"
+    else:
+        assert kind == "ok", f"ours gave {ours}, TF's reference kernel raised {kind}: {eigen}"
+        _match(ours, np.array(eigen), 1e-6, case)
+    try:
+        theirs = eval(expr).numpy()
+    except tf.errors.AbortedError as e:
+        assert case.startswith("softmax") and _onednn_on() is not False and ONEDNN_ABORT in str(e), e
+    except tf.errors.InvalidArgumentError as e:
+        assert kind == "InvalidArgumentError" and str(e) == eigen
+    else:
+        assert kind == "ok"
+        _match(theirs, np.array(eigen), 1e-6, case + ", TF")
 
 
 # ---------------------------------------------------------------- confident rows: exact, not TF's 0

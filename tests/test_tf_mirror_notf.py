@@ -1,5 +1,5 @@
-"""stableloss.tf without TensorFlow: the documented TF numbers (derived by hand or taken from
-../shared/semantics/tensorflow-keras.md, which records TF 2.21's outputs) and the core
+"""stableloss.tf without TensorFlow: the documented TF numbers (derived by hand or recorded from
+TF 2.21's outputs) and the core
 parameters the mirror added, checked against independent NumPy / mpmath computations.
 Runs whether or not TensorFlow is installed (tests/test_tf_mirror.py covers TF itself)."""
 import numpy as np

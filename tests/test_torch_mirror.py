@@ -68,7 +68,8 @@ def assert_close(got, want, dtype, what, scale=None):
     if scale is None:
         scale = np.max(np.abs(want[fin])) if fin.any() else 1.0
     # relative, with an absolute floor at the output's scale (torch's log_softmax is only
-    # absolutely accurate; see ../shared/semantics/pytorch.md section 1.6)
+    # absolutely accurate: its error is about one ulp of |x - lse|, so outputs near 0 have
+    # few correct digits)
     err = np.abs(got[fin] - want[fin])
     tol = rtol * np.abs(want[fin]) + rtol * 4 * scale
     assert np.all(err <= tol), f"{what}: max err {err.max() if err.size else 0} (dtype {dtype.__name__})"

@@ -142,8 +142,8 @@ def test_kernels_stub_matches_the_compiled_module():
     compiled = {n for n, v in vars(_kernels).items()
                 if callable(v) and not n.startswith("__") and getattr(v, "__module__", "") == _kernels.__name__}
     assert compiled == set(funcs), (sorted(compiled ^ set(funcs)))
-    for n in ("PARALLEL_THRESHOLD", "TINY_CLASSES", "SPLIT_MIN_CLASSES"):
-        assert n in consts and isinstance(getattr(_kernels, n), int)
+    public_consts = {n for n, v in vars(_kernels).items() if n.isupper() and isinstance(v, (int, tuple))}
+    assert public_consts == consts, sorted(public_consts ^ consts)
     for name, node in funcs.items():
         sig = inspect.signature(getattr(_kernels, name))
         a = node.args

@@ -1,6 +1,6 @@
 """Print the worst per-row error of softmax_cross_entropy (loss and gradient) against the
-60-digit mpmath reference on every adversarial family (tests/_families.py), for the
-issue notes. Strict measures, no allowance for input rounding:
+60-digit mpmath reference on every adversarial family (tests/_families.py), as tabulated
+in docs/numerics.md. Strict measures, no allowance for input rounding:
   loss: max over rows with true loss >= 1e-30 of |l - l_ref| / |l_ref|
   grad: max over rows of max_j |g_j - g_ref_j| / max_j |g_ref_j|, with g_ref rounded to the
         output dtype (a float32 gradient of 7e-218 is correctly 0; rows whose whole rounded

@@ -10,7 +10,7 @@
 #   SAN_EXCLUDE="a.py b.py"   test files to leave out (default: none)
 #   SAN_CLEAN=1               rebuild from scratch (default: reuse an up-to-date build)
 #
-# The worktree's own build is never touched: the tracked (and untracked, not ignored) files
+# The working tree's own build is never touched: the tracked (and untracked, not ignored) files
 # are copied to $SAN_DIR/tree, built there in place with STABLELOSS_SANITIZE=address
 # (setup.py: -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover
 # -fno-omit-frame-pointer -g -O1, OpenMP kept), and the copied tests run against that build.

@@ -5,7 +5,7 @@
 #
 # Usage:  tools/valgrind.sh [pytest arguments...]
 #   default: the core kernel tests (test_accuracy, test_dispatch, test_half and the layout /
-#   label / out= part of test_validation) against the worktree's own build (build it first:
+#   label / out= part of test_validation) against the working tree's own build (build it first:
 #   python setup.py build_ext --inplace).
 #
 #   PYTHON=/path/to/python    interpreter (default: python3)

@@ -3,7 +3,8 @@ float32, mean: stableloss (chunked, no (N, V) logits) against torch's unfused pa
 (``F.cross_entropy(F.linear(h, W, b), t)``) and torch's chunked path
 (``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``).
 
-Shapes are small enough for ``asv run --quick`` on 2 cores; the issue's large shapes are in
+Shapes are small enough for ``asv run --quick`` on 2 cores; the large shapes of
+docs/linear_cross_entropy.md are in
 ``benchmarks/linear_ce.py`` (one subprocess per measurement, RSS high-water mark).
 ``peakmem_*`` is the process's peak RSS (inputs and interpreter included); the difference
 between implementations is what each allocates on top.

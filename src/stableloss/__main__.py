@@ -5,7 +5,9 @@ comparison) when they are installed. Runs in a few seconds.
 """
 import math
 import statistics
+import textwrap
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -182,9 +184,23 @@ def speed_demo(n: int = 4096, c: int = 1000, rounds: int = 9) -> None:
     print("  (one run on a possibly busy machine; benchmarks/compare.py measures properly)")
 
 
+def serial_build_banner() -> Optional[str]:
+    """The loud lines for a build without OpenMP (None when it has OpenMP)."""
+    from stableloss._config import SERIAL_BUILD_FIX, openmp_build
+    if openmp_build():
+        return None
+    text = ("SERIAL BUILD: stableloss was compiled without OpenMP; every call runs on ONE thread. "
+            f"To fix, {SERIAL_BUILD_FIX}.")
+    lines = textwrap.wrap(text, width=74, break_on_hyphens=False, break_long_words=False)
+    return "\n".join(["!" * 78] + [f"!! {ln}" for ln in lines] + ["!" * 78])
+
+
 def main() -> None:
     print("=" * 78)
     sl.show_config()
+    banner = serial_build_banner()
+    if banner:
+        print(banner)
     print("=" * 78)
     stability_demo()
     print("=" * 78)

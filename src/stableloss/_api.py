@@ -185,7 +185,7 @@ def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike, *, axis: int = -
     >>> x = np.array([[50.0, 0.0, 0.0]]); t = np.array([0])
     >>> naive = -np.log(np.exp(x) / np.exp(x).sum(axis=1, keepdims=True))[0, 0]
     >>> float(naive), float(sl.softmax_cross_entropy(x, t))   # true: 2 e^-50
-    (-0.0, 3.857499695927836e-22)
+    (-0.0, 3.8574996959278356e-22)
     """
     return D.softmax_cross_entropy_impl(
         _args(logits=logits, labels=labels, axis=axis, weight=weight, ignore_index=ignore_index,

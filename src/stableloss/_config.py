@@ -5,6 +5,7 @@ import os
 import platform
 import sys
 import threading
+import warnings
 from typing import Any, Dict, Literal
 
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
@@ -18,6 +19,79 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message, category):
+    """warnings.warn attributed to the first frame outside stableloss (for a warning at
+    import: the user's ``import stableloss`` line). The import machinery's frames are
+    skipped by warnings itself and are not counted."""
+    level, f = 2, sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if "importlib" in fn and "_bootstrap" in fn:
+            f = f.f_back
+            continue
+        if not fn.startswith(_PKG_DIR):
+            break
+        level += 1
+        f = f.f_back
+    warnings.warn(message, category, stacklevel=level)
+
+
+class SerialBuildWarning(RuntimeWarning):
+    """This stableloss was compiled without OpenMP: every call runs on one thread.
+
+    Warned once, at import, on a machine with more than one CPU. Silence it with the
+    environment variable STABLELOSS_NO_SERIAL_WARNING=1 (set before the import), or a
+    warnings filter on its message (``"stableloss was built without OpenMP"``)."""
+
+
+def openmp_build():
+    """Whether the extension was compiled with OpenMP (setup.py's record; the compiled
+    flag when the record is missing)."""
+    try:
+        from ._core import _build_config as bc
+        return bool(bc.OPENMP_BUILD)
+    except (ImportError, AttributeError):
+        from ._core import _kernels
+        return bool(_kernels.openmp_enabled())
+
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+SERIAL_BUILD_FIX = ("install an OpenMP runtime for the compiler (Linux: GCC ships libgomp; with clang "
+                    "install libomp-dev; macOS: brew install libomp) and rebuild stableloss: "
+                    "pip install --force-reinstall --no-cache-dir --no-binary stableloss stableloss "
+                    "(from a source tree: pip install --force-reinstall --no-cache-dir .)")
+
+
+def serial_build_message():
+    """The warning text for a serial build, or None if this build has OpenMP."""
+    if openmp_build():
+        return None
+    return (f"stableloss was built without OpenMP (a serial build): every call runs on one thread "
+            f"although {_cpus()} CPUs are available. To use them, {SERIAL_BUILD_FIX}. "
+            f"Set STABLELOSS_NO_SERIAL_WARNING=1 to silence this warning.")
+
+
+def warn_if_serial_build():
+    """Called once, at import: a SerialBuildWarning on a serial build when the process may
+    run on more than one CPU, unless STABLELOSS_NO_SERIAL_WARNING is set (not "0")."""
+    if os.environ.get("STABLELOSS_NO_SERIAL_WARNING", "0").strip() not in ("", "0"):
+        return
+    if _cpus() < 2:
+        return
+    msg = serial_build_message()
+    if msg is not None:
+        warn_user(msg, SerialBuildWarning)
 
 
 _physical = None

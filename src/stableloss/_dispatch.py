@@ -413,7 +413,7 @@ def softmax_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
         if "labels" in wrt:
             raise TypeError("labels: class-index labels are not differentiable; only probability "
                             "labels (the logits' shape) have a gradient")
-        lab = V.index_labels(lab_in, rows.batch).reshape(rows.N)
+        lab = V.index_labels(lab_in, rows.batch, prob_shape=x.shape).reshape(rows.N)
         V.check_label_range(lab, rows.batch, rows.C, has_ii, ii)
         denom = _class_denominator(lab, w, has_ii, ii) if red == "mean" else 1.0
         W = float(np.sum(w, dtype=np.float64)) if w is not None else float(rows.C)
@@ -927,11 +927,24 @@ LINEAR_CE_SPLIT = 5             # ... and at most ceil(N / 5) rows: the buffer i
 LINEAR_CE_MIN_ROWS = 256        # ... but never fewer rows than this: below it OpenBLAS's threaded
                                 # G @ weight (M = rows, K = V) loses most of its speed
 
-try:    # gemm with beta=1: grad_weight accumulates in place (no (V, d) temporary)
-    from scipy.linalg import blas as _scipy_blas
-except ImportError:  # pragma: no cover - the NumPy fallback is tested by forcing it
-    _scipy_blas = None
-_USE_SCIPY_BLAS = _scipy_blas is not None
+# SciPy's gemm with beta=1: grad_weight accumulates in place (no (V, d) temporary).
+# Imported on the first linear_cross_entropy gradient, not with stableloss (scipy.linalg
+# costs ~150 ms of import time); False when SciPy is missing (or to force the NumPy path).
+_USE_SCIPY_BLAS = True
+_scipy_blas = None
+
+
+def _blas():
+    """scipy.linalg.blas, imported once; None (and _USE_SCIPY_BLAS = False) without SciPy."""
+    global _scipy_blas, _USE_SCIPY_BLAS
+    if _scipy_blas is None and _USE_SCIPY_BLAS:
+        try:
+            from scipy.linalg import blas
+        except ImportError:  # pragma: no cover - the NumPy fallback is tested by forcing it
+            _USE_SCIPY_BLAS = False
+            return None
+        _scipy_blas = blas
+    return _scipy_blas
 
 
 def linear_ce_chunk_rows(N, V, itemsize, chunk_size=None):
@@ -948,8 +961,9 @@ def linear_ce_chunk_rows(N, V, itemsize, chunk_size=None):
 def _gemm_acc(c, a, g):
     """c += g.T @ a for C-contiguous c (V, d), a (n, d), g (n, V): BLAS with beta=1 when
     SciPy is there, else V-slices through a small temporary."""
-    if _USE_SCIPY_BLAS:
-        f = _scipy_blas.sgemm if c.dtype == np.float32 else _scipy_blas.dgemm
+    blas = _blas() if _USE_SCIPY_BLAS else None
+    if blas is not None:
+        f = blas.sgemm if c.dtype == np.float32 else blas.dgemm
         # Fortran view: c.T (d, V) += a.T (d, n) @ (g.T (V, n)).T
         r = f(1.0, a.T, g.T, beta=1.0, c=c.T, trans_b=1, overwrite_c=1)
         if not np.shares_memory(r, c):      # pragma: no cover - f2py copied (never with these layouts)

@@ -185,18 +185,25 @@ def check_ignore_index(ignore_index):
         raise TypeError(f"ignore_index: expected an integer or None, got {type(ignore_index).__name__}") from None
 
 
-def index_labels(labels, expected_shape, name="labels"):
-    """Integer class labels of `expected_shape`, as a C-contiguous int64 array."""
+def index_labels(labels, expected_shape, name="labels", prob_shape=None):
+    """Integer class labels of `expected_shape`, as a C-contiguous int64 array.
+
+    `prob_shape`: the logits' shape, when labels of that shape would be read as
+    probabilities (named in the shape error)."""
     lab = np.asarray(labels)
+    expected_shape = tuple(expected_shape)
+    if lab.shape != expected_shape and (lab.dtype.kind in "iuf" or lab.dtype.name == "bfloat16"):
+        # the shape is wrong whatever the dtype: say so (a cast would not help)
+        forms = f"integer class indices of shape {expected_shape}"
+        if prob_shape is not None:
+            forms += f" or probabilities of the logits' shape {tuple(prob_shape)}"
+        raise ValueError(f"{name}: got shape {lab.shape} ({_dtype_name(lab.dtype)}); expected {forms}")
     if lab.dtype.kind not in "iu":
         if lab.dtype.kind == "f":
             hint = " (NaN labels are not class indices)" if np.isnan(lab).any() else ""
             raise TypeError(f"{name}: expected integer class indices, got {lab.dtype}{hint}; "
                             f"cast with {name}.astype(np.int64)")
         raise TypeError(f"{name}: expected integer class indices, got dtype {_dtype_name(lab.dtype)}")
-    if lab.shape != tuple(expected_shape):
-        raise ValueError(f"{name}: shape {lab.shape} does not match the logits' shape without the "
-                         f"class axis {tuple(expected_shape)} (or the logits' own shape for probability labels)")
     if lab.dtype == np.uint64 and lab.size and lab.max() > np.iinfo(np.int64).max:
         bad = np.unravel_index(int(np.argmax(lab > np.iinfo(np.int64).max)), lab.shape)
         raise LabelError(f"{name}: value {int(lab[bad])} at index {tuple(int(i) for i in bad)} is out of range",

@@ -125,21 +125,45 @@ def _math_eval(str name, cnp.ndarray x):
     return out.reshape(np.shape(x))
 
 
-# Below this many elements a call runs on one thread: a parallel region costs
-# 1.5-70 us on these machines (../shared/performance.md, section 6).
+# Below this many elements a call runs on one thread: entering a parallel region
+# costs 1.5-70 us (measured on a 2-core VM and a 16-core Xeon, depending on how long
+# the threads sat idle), more than 32k elements of work take.
 PARALLEL_THRESHOLD = 32768
 # Rows with at most this many classes (plain CE: no class weight, no smoothing) go to
-# the tiled kernel that vectorises across rows (../shared/performance.md, section 3).
+# the tiled kernel that vectorises across rows (docs/performance.md, "Many tiny rows").
 TINY_CLASSES = 16
 # Rows at least this wide are split across threads when there are fewer rows than
-# threads (../shared/performance.md, section 4).
+# threads (docs/performance.md, "Few huge rows").
 SPLIT_MIN_CLASSES = 8192
 # Work per block (elements): fixes the row blocks, and with them the order of
 # the cross-row sums, from the shape alone.
 cdef enum:
     BLOCK_ELEMS = 8192
 
-_path = sl_select(os.environ.get("STABLELOSS_SIMD", "").encode()).decode()
+SIMD_PATHS = ("baseline", "avx2", "avx512")
+
+
+def available_paths():
+    return tuple(sl_available().decode().split(","))
+
+
+def _path_from_env():
+    """The path STABLELOSS_SIMD asks for (a cap; case and spaces ignored). A value that
+    names no path warns, listing the valid ones, and the automatic choice is used: a typo
+    must not pass silently, nor stop the import of a library that works without it."""
+    raw = os.environ.get("STABLELOSS_SIMD", "")
+    want = raw.strip().lower()
+    if want and want not in SIMD_PATHS:
+        best = sl_select(b"").decode()
+        from stableloss._config import warn_user
+        warn_user(f"STABLELOSS_SIMD={raw!r} is not a SIMD path and is ignored; valid values: "
+                  f"{', '.join(SIMD_PATHS)} (this CPU runs: {', '.join(available_paths())}). "
+                  f"Using the automatic choice, {best}.", RuntimeWarning)
+        return best
+    return sl_select(want.encode()).decode()
+
+
+_path = _path_from_env()
 
 
 def simd_path():
@@ -148,14 +172,14 @@ def simd_path():
 
 
 def set_simd_path(str want):
-    """Switch paths ('baseline', 'avx2', 'avx512', '' = best); returns the active one."""
+    """Switch paths ('baseline', 'avx2', 'avx512', '' = best; a path above what the CPU
+    runs caps at the best it has); returns the active one. Another name: ValueError."""
     global _path
+    if want and want not in SIMD_PATHS:
+        raise ValueError(f"set_simd_path: {want!r} is not a SIMD path; expected one of "
+                         f"{', '.join(SIMD_PATHS)} or '' (this CPU runs: {', '.join(available_paths())})")
     _path = sl_select(want.encode()).decode()
     return _path
-
-
-def available_paths():
-    return tuple(sl_available().decode().split(","))
 
 
 def half_supported():

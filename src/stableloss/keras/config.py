@@ -33,3 +33,7 @@ def set_floatx(value: str) -> None:
     if value not in accepted:
         raise ValueError(f"Unknown `floatx` value: {value}. Expected one of {accepted}")
     _FLOATX = str(value)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

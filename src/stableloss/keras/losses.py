@@ -793,3 +793,7 @@ def get(identifier: str | Dict[str, Any] | Loss | Callable[..., Any] | None) -> 
             obj = obj()
         return obj
     raise ValueError(f"Could not interpret loss identifier: {identifier}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

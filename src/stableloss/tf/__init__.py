@@ -11,9 +11,17 @@ as ``tf.custom_gradient`` ops on tf.Tensors.
 >>> from stableloss import tf as sltf
 >>> labels, logits = np.array([[0., 1., 0.]], np.float32), np.array([[1., 2., 3.]], np.float32)
 >>> loss, g = sl.value_and_grad(sltf.nn.softmax_cross_entropy_with_logits, argnums=1)(labels, logits)
+>>> loss.dtype, np.round(loss, 6)                # float32, as TensorFlow
+(dtype('float32'), array([1.407606], dtype=float32))
+>>> print(np.round(g, 6))                        # softmax(logits) - labels
+[[ 0.090031 -0.755272  0.665241]]
 """
 from . import errors, nn, math, raw_ops, compat, keras
 from .math import reduce_logsumexp
 from .errors import InvalidArgumentError
 
 __all__ = ["nn", "math", "raw_ops", "compat", "errors", "keras", "reduce_logsumexp", "InvalidArgumentError"]
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -9,12 +9,15 @@ for its labels, ``sigmoid(x) - z`` / ``-x`` for the sigmoid op, TF's form for th
 op. Differences from ``tf.nn`` are those of the NumPy mirror (docs/tensorflow.md):
 confident rows carry the exact tiny loss and gradient instead of 0.
 
+>>> import numpy as np
 >>> import tensorflow as tf
 >>> from stableloss.tf import bridge
 >>> x = tf.Variable([[2.0, 1.0, 0.1]])
 >>> with tf.GradientTape() as tape:
 ...     loss = tf.reduce_sum(bridge.softmax_cross_entropy_with_logits([[1.0, 0.0, 0.0]], x))
 >>> g = tape.gradient(loss, x)
+>>> print(np.round(g.numpy(), 6))                # softmax(x) - labels, as tf.nn's op
+[[-0.340999  0.242433  0.098566]]
 """
 from __future__ import annotations
 
@@ -137,3 +140,7 @@ def weighted_cross_entropy_with_logits(labels: Any, logits: Any, pos_weight: Any
     q = pos_weight.numpy() if hasattr(pos_weight, "numpy") else pos_weight
     return _elementwise(_nn.weighted_cross_entropy_with_logits, tf.convert_to_tensor(labels), logits,
                         {"pos_weight": q})
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

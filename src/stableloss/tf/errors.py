@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["InvalidArgumentError", "invalid_argument"]
+__all__ = ["InvalidArgumentError"]   # invalid_argument: the mirrors' helper, not TF API
 
 
 class InvalidArgumentError(ValueError):
@@ -67,3 +67,7 @@ def invalid_argument(message: str) -> InvalidArgumentError:
             _both = _InvalidArgumentError
         return _both(message)
     return InvalidArgumentError(None, None, message)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

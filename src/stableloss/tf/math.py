@@ -113,3 +113,7 @@ def log_sigmoid(x: ArrayLike, name: str | None = None) -> FloatArray:
 C.register(reduce_logsumexp, _lse_impl, ("input_tensor",))
 C.register(sigmoid, _sigmoid_core, ("x",))
 C.register(log_sigmoid, _log_sigmoid_core, ("x",))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -1,7 +1,8 @@
 """Mirror of ``tf.nn``: softmax, log_softmax and the four cross-entropies with logits.
 
 Signatures, defaults, dtype rules, shape rules and errors are TensorFlow 2.21's
-(``../shared/semantics/tensorflow-keras.md``); the numbers come from the core kernels.
+(checked against TensorFlow by ``tests/test_tf_mirror.py``); the numbers come from the
+core kernels.
 Differences from TensorFlow, all deliberate and documented in ``docs/tensorflow.md``:
 confident rows (target logit far ahead) get the exact tiny loss and gradient where
 TensorFlow rounds to 0, and bfloat16 sparse logits are computed in float32.
@@ -392,3 +393,7 @@ C.register(softmax_cross_entropy_with_logits, _dense_impl, ("labels", "logits"))
 C.register(sparse_softmax_cross_entropy_with_logits, _sparse_impl, ("logits",))
 C.register(sigmoid_cross_entropy_with_logits, _sigmoid_impl, ("labels", "logits"))
 C.register(weighted_cross_entropy_with_logits, _weighted_impl, ("labels", "logits"))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -146,3 +146,7 @@ SparseSoftmaxCrossEntropyWithLogits.__name__ = SparseSoftmaxCrossEntropyWithLogi
 
 C.register(SoftmaxCrossEntropyWithLogits, _dense_impl, ("features", "labels"))
 C.register(SparseSoftmaxCrossEntropyWithLogits, _sparse_impl, ("features",))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

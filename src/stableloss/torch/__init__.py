@@ -8,6 +8,14 @@
   (needs torch installed; imported on first access).
 
 Importing this package does not import torch. See ``docs/torch.md``.
+
+>>> import numpy as np
+>>> from stableloss.torch.nn import functional as F
+>>> x = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]]); t = np.array([0, 1])
+>>> print(F.cross_entropy(x, t, reduction="none"))   # NumPy in, NumPy out
+[0.41703002 0.1967341 ]
+>>> print(round(float(F.cross_entropy(x, t)), 10))   # torch's default reduction='mean'
+0.3068820566
 """
 from __future__ import annotations
 
@@ -86,3 +94,7 @@ def __getattr__(name: str) -> ModuleType:
     if name == "autograd":
         return importlib.import_module(".autograd", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

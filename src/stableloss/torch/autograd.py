@@ -15,6 +15,17 @@ requires grad raises ``NotImplementedError`` (torch would differentiate them).
 (those that require grad), all from the one fused, chunked pass.
 Double backward is not supported: the functions are ``once_differentiable`` and a
 second differentiation raises torch's error for that.
+
+>>> import torch
+>>> from stableloss.torch import autograd as A
+>>> x = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.0]], dtype=torch.float64, requires_grad=True)
+>>> loss = A.cross_entropy(x, torch.tensor([0, 1]))    # torch.nn.functional.cross_entropy's value
+>>> loss.backward()                                     # and its x.grad
+>>> print(round(loss.item(), 10))
+0.3068820566
+>>> print(x.grad.numpy().round(6))
+[[-0.170499  0.121216  0.049283]
+ [ 0.055583 -0.089295  0.033713]]
 """
 from __future__ import annotations
 
@@ -180,3 +191,7 @@ def linear_cross_entropy(input: torch.Tensor, linear_weight: torch.Tensor, targe
                 label_smoothing=label_smoothing, options=options)
     impl = _lookup(_F.linear_cross_entropy).impl  # type: ignore[union-attr]
     return _LinearCEBridge.apply(input, linear_weight, linear_bias, (impl, args, reduction != "none"))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -55,3 +55,7 @@ def sigmoid_focal_loss(inputs: ArrayLike, targets: ArrayLike, alpha: float = 0.2
 
 
 register(sigmoid_focal_loss, _focal_impl, ("inputs",))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

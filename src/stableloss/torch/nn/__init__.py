@@ -287,3 +287,7 @@ class LinearCrossEntropyLoss(_Loss):
 for _cls in (Softmax, LogSoftmax, Sigmoid, LogSigmoid, CrossEntropyLoss, NLLLoss, BCELoss,
              BCEWithLogitsLoss, KLDivLoss, LinearCrossEntropyLoss):
     register(_cls, _module_impl, ("input",))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

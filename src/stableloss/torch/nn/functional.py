@@ -117,26 +117,39 @@ def log_softmax(input: ArrayLike, dim: int | None = None, _stacklevel: int = 3,
 
 # ------------------------------------------------------------------ index targets
 def _index_target(x, t, fn):
-    """torch's checks of a class-index target against the input; returns (target in the
-    core's layout, class axis)."""
+    """torch's checks of a class-index target against the input, in torch's order
+    (nll_loss_nd: the batch size first; then, by input rank, the target's rank or shape,
+    with the dtype checked where torch's kernel checks it); returns (target in the core's
+    layout, class axis)."""
     if x.ndim >= 2 and t.ndim >= 1 and t.shape[0] != x.shape[0]:   # torch checks the batch first
         raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
+    if x.ndim <= 2:
+        if t.ndim > 1 or (x.ndim == 2 and t.ndim == 0):
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        _check_index_dtype(t)
+        if x.ndim == 1:
+            if t.size != 1:
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.size}")
+            return t.reshape(()), 0
+        return t, 1
+    expected = (x.shape[0],) + x.shape[2:]
+    if x.ndim == 4:                                   # nll_loss2d
+        if t.ndim != 3:
+            raise RuntimeError(f"only batches of spatial targets supported (3D tensors) but got targets of "
+                               f"dimension: {t.ndim}")
+        _check_index_dtype(t)
+        if t.shape != expected:
+            raise RuntimeError(f"size mismatch (got input: {list(x.shape)} , target: {list(t.shape)}")
+        return t, 1
+    if t.shape != expected:                           # 3-D and > 4-D: the shape before the dtype
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(t.shape)}")
+    _check_index_dtype(t)
+    return t, 1
+
+
+def _check_index_dtype(t):
     if t.dtype.kind not in "iu":
         raise RuntimeError(f"expected target dtype to be Long or Byte, but got {torch_name(t.dtype)}")
-    if x.ndim == 1:
-        if t.size != 1 or t.ndim > 1:
-            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.size}")
-        return t.reshape(()), 0
-    if x.ndim == 2 and t.ndim != 1:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-    if t.ndim >= 1 and t.shape[0] != x.shape[0]:
-        raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
-    expected = (x.shape[0],) + x.shape[2:]
-    if t.shape != expected:
-        if x.ndim == 4:
-            raise RuntimeError(f"size mismatch (got input: {list(x.shape)} , target: {list(t.shape)}")
-        raise RuntimeError(f"Expected target size {list(expected)}, got {list(t.shape)}")
-    return t, 1
 
 
 def _class_weight(w, C, prefix=""):
@@ -294,16 +307,9 @@ def _linear_cross_entropy_impl(a, wrt, grad_output, grad_out=None):
     if float(eps) > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {float(eps)}")
     ii = check_int(ii, "ignore_index", "cross_entropy_loss", 5)
-    if t.dtype.kind not in "iu":
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {torch_name(t.dtype)}")
-    if x.ndim == 2 and t.shape != (x.shape[0],):
-        if t.ndim >= 1 and t.shape[0] != x.shape[0]:
-            raise ValueError(f"Expected input batch_size ({x.shape[0]}) to match target batch_size ({t.shape[0]}).")
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-    if x.ndim == 1:
-        if t.size != 1 or t.ndim > 1:
-            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: {t.size}")
-        t = t.reshape(())
+    # cross_entropy's target checks, in torch's order (the batch size before the dtype);
+    # the logits are only a shape here (a zero-size broadcast view: nothing is formed)
+    t, _ = _index_target(np.broadcast_to(np.empty((), np.bool_), logits_shape), t, "linear_cross_entropy")
     cs = getattr(options, "batch_chunk_size", None) if options is not None else None
     core = dict(hidden=x, weight=Wl, labels=t, bias=b, class_weight=_class_weight(A["weight"], C),
                 ignore_index=ii, label_smoothing=max(float(eps), 0.0), reduction=red, z_loss=0.0,
@@ -391,9 +397,7 @@ def _nll_loss_impl(a, wrt, grad_output, grad_out=None):
     if x.ndim == 0:
         raise ValueError(f"Expected 1 or more dimensions (got {x.ndim})")
     require_float(x, "nll_loss_out_frame")
-    if t.shape == x.shape and x.ndim >= 2:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
-    t, axis = _index_target(x, t, "nll_loss")
+    t, axis = _index_target(x, t, "nll_loss")    # a target of the input's shape included
     w = _class_weight(A["weight"], x.shape[axis])
     mapping = {"log_probs": "input"}
     try:
@@ -689,3 +693,7 @@ for _f, _impl in IMPLS.items():
 # LinearCrossEntropyLoss.backward() or the core function (argnums=3)
 IMPLS[linear_cross_entropy] = _linear_cross_entropy_impl
 register(linear_cross_entropy, _linear_cross_entropy_impl, ("input", "linear_weight"))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers

@@ -405,3 +405,7 @@ C.register(log_loss, _log_loss_impl, ("predictions",))
 C.register(softmax_cross_entropy, _softmax_ce_impl, ("logits",))
 C.register(sparse_softmax_cross_entropy, _sparse_ce_impl, ("logits",))
 C.register(sigmoid_cross_entropy, _sigmoid_ce_impl, ("multi_class_labels", "logits"))
+
+
+def __dir__() -> list[str]:
+    return list(__all__)     # completion shows the mirrored names, not the helpers
