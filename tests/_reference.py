@@ -110,6 +110,8 @@ def _to_f64(a) -> float:
     top = exp + man.bit_length()
     if top > 1024:  # |a| >= 2^1024, past the overflow boundary 2^1024 - 2^970
         return -math.inf if neg else math.inf
+    if top <= -1075:  # |a| < 2^-1076: below half the smallest subnormal
+        return -0.0 if neg else 0.0
     q = max(top - 53, -1074)
     if exp < q:
         shift = q - exp

@@ -91,6 +91,12 @@ def test_specials():
     assert ref._to_f64(ref.mp.ninf) == -math.inf
     assert ref._to_f64(ref.mp.mpf(0.1)) == 0.1          # exact float64 values come back unchanged
     assert ref._to_f64(ref.mp.mpf(-TINY)) == -TINY
+    # exponents far outside any float's (exp(-1e30) is what a scale-1e30 softmax row holds)
+    huge = ref.mp.mpf(10) ** 30
+    for v, want in ((ref.mp.exp(-huge), 0.0), (-ref.mp.exp(-huge), -0.0),
+                    (ref.mp.exp(huge), math.inf), (-ref.mp.exp(huge), -math.inf)):
+        got = ref._to_f64(v)
+        assert got == want and math.copysign(1, got) == math.copysign(1, want)
 
 
 @given(man=st.integers(1, 2 ** 189), exp=st.integers(-1400, 1100), neg=st.booleans())

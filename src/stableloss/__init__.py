@@ -4,7 +4,7 @@
 >>> import numpy as np, stableloss as sl
 >>> loss, g = sl.value_and_grad(sl.softmax_cross_entropy)(np.array([[2.0, 1.0, 0.1]]), np.array([0]))
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from ._validation import LabelError, AxisError
 from ._config import show_config, get_num_threads, set_num_threads, SerialBuildWarning
