@@ -10,6 +10,9 @@ Switches (environment variables):
   STABLELOSS_ANNOTATE=1         cythonize(annotate=True): HTML next to the .pyx
   STABLELOSS_SANITIZE=address   build with -fsanitize=address,undefined,float-cast-overflow
                                 -O1 -g, no recovery (tools/sanitize.sh builds and runs it)
+  STABLELOSS_DEBUG=1            keep debug info (-g). Otherwise (GCC/Clang, no sanitizer) the
+                                extension is compiled with -g0 and, on Linux, linked with
+                                -Wl,--strip-debug: what wheels ship (about 1/4 of the size)
 No tuning to the build machine (-march), no -ffast-math: wider vectors come from runtime dispatch
 (src/stableloss/_core/include/sl_dispatch.h), and NaN/inf semantics must hold.
 """
@@ -102,6 +105,18 @@ class BuildExt(build_ext):
                          "-fno-sanitize-recover=undefined,float-cast-overflow"]
             extra += san_flags + ["-fno-omit-frame-pointer", "-g", "-O1"]
             sl = san_flags
+        # --- packaging: no debug info in shipped binaries --------------------------------
+        # Python's own CFLAGS carry -g; -g0 (last wins) drops it, and --strip-debug removes
+        # any DWARF that linked-in objects bring (the symbol table stays, for profilers).
+        # Kept for sanitizer builds and with STABLELOSS_DEBUG=1 (gdb, valgrind line numbers).
+        if self.compiler.compiler_type != "msvc" and not san:
+            if os.environ.get("STABLELOSS_DEBUG"):
+                extra += ["-g"]
+            else:
+                extra += ["-g0"]
+                if sys.platform.startswith("linux"):
+                    sl = sl + ["-Wl,--strip-debug"]
+        # -----------------------------------------------------------------------------------
         for ext in self.extensions:
             ext.extra_compile_args += extra + cflags
             ext.extra_link_args += lflags + sl

@@ -46,7 +46,6 @@ import math
 
 import numpy as np
 import mpmath
-from mpmath.libmp import normalize1, round_nearest
 
 mp = mpmath.MPContext()
 mp.dps = 60
@@ -88,28 +87,46 @@ def _isnan(a) -> bool:
 
 
 def _to_f64(a) -> float:
-    """Round an mpf to the nearest float64 (ties to even), correctly into subnormals."""
-    sign, man, exp, bc = a._mpf_
-    if not man:
-        return float(a)  # zero, +-inf, nan
-    top = exp + bc  # |a| in [2^(top-1), 2^top)
-    if top > 1025:
-        return -np.inf if sign else np.inf
-    # number of significant bits available at this magnitude
-    prec = 53 if top - 1 >= -1022 else 53 - (-1022 - (top - 1))
-    if prec <= 0:
-        # |a| < 2^-1075 (prec < 0) or in [2^-1075, 2^-1074) (prec == 0)
-        if prec == 0 and man != 1 << (bc - 1):
-            # strictly above 2^-1075 (not a tie) -> rounds up to the smallest subnormal
-            return -5e-324 if sign else 5e-324
-        return -0.0 if sign else 0.0
-    if bc > prec:
-        sign, man, exp, bc = normalize1(sign, man, exp, bc, prec, round_nearest)
+    """Round an mpf to the nearest float64 (ties to even), correctly into subnormals.
+
+    Only public mpmath API: ``a.man_exp`` gives ``|a| = man * 2**exp`` exactly (``man`` is
+    taken with ``abs`` and the sign from a comparison, as mpmath versions differ in whether
+    ``man`` carries it).  The rounding is integer round-half-even at the float64 quantum
+    ``2**q``, ``q = max(top - 53, -1074)`` for ``|a|`` in ``[2**(top-1), 2**top)``; the
+    rounded ``m * 2**q`` (``m <= 2**53``) is then exact in ``math.ldexp`` unless it reaches
+    ``2**1024``, which is the overflow to inf.  (``float(a)`` is not used: mpmath rounds to 53
+    bits first and ``ldexp`` rounds again in the subnormal range, a double rounding.)
+    """
+    if mp.isnan(a):
+        return math.nan
+    if mp.isinf(a):
+        return -math.inf if a < 0 else math.inf
+    if not a:
+        return 0.0
+    neg = a < 0
+    man, exp = a.man_exp
+    man = abs(int(man))
+    exp = int(exp)
+    top = exp + man.bit_length()
+    if top > 1024:  # |a| >= 2^1024, past the overflow boundary 2^1024 - 2^970
+        return -math.inf if neg else math.inf
+    if top <= -1075:  # |a| < 2^-1076: below half the smallest subnormal
+        return -0.0 if neg else 0.0
+    q = max(top - 53, -1074)
+    if exp < q:
+        shift = q - exp
+        m = man >> shift
+        rem = man - (m << shift)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and m & 1):
+            m += 1
+    else:
+        m, q = man << (exp - q), q  # exact: fewer than 54 significant bits
     try:
-        r = math.ldexp(float(man), exp)  # man < 2^53: exact
+        r = math.ldexp(float(m), q)  # m <= 2^53: float(m) and the scaling are exact
     except OverflowError:
-        r = np.inf
-    return -r if sign else r
+        r = math.inf
+    return -r if neg else r
 
 
 def _softplus(t):

@@ -489,7 +489,9 @@ def test_fuzz_ce_index(data):
     x0 = logits_values(draw, shape, dt, specials=(-np.inf, -np.inf, np.nan, np.inf))
     # the contract leaves non-finite logits in ignored rows open: keep those rows finite
     x0m = np.moveaxis(x0, k, -1)
-    x0m[ign] = np.where(np.isfinite(x0m[ign].astype(np.float64)), x0m[ign], 0)
+    # (a zero of the array's own dtype: NumPy < 2 promotes a Python 0 to int64, and
+    # ml_dtypes' bfloat16 has no common dtype with int64)
+    x0m[ign] = np.where(np.isfinite(x0m[ign].astype(np.float64)), x0m[ign], np.zeros((), x0m.dtype))
     x0 = np.moveaxis(x0m, -1, k)
     x = layout(draw, x0)
     y = layout(draw, y0)

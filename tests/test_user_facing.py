@@ -23,7 +23,9 @@ import stableloss as sl
 from stableloss._core import _kernels as K
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SRC = str(ROOT / "src")
+# the stableloss under test: src/ of a built dev tree, or site-packages when the package is
+# installed (a clean clone, an unpacked sdist, a wheel test: their src/ has no extension)
+SRC = str(pathlib.Path(sl.__file__).resolve().parents[1])
 
 
 def _cpus():

@@ -5,8 +5,8 @@ set -u
 OUT=${1:-/tmp/slout}; mkdir -p "$OUT"
 W=$(mktemp -d); cp -r . "$W/repo"; cd "$W/repo"
 PY=${PYTHON:-python3}
-# older setuptools cannot read an SPDX license string; it is metadata only
-$PY -c "import setuptools,sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" || sed -i '/^license = /d' pyproject.toml
+# older setuptools cannot read an SPDX license string or license-files; metadata only
+$PY -c "import setuptools,sys; sys.exit(int(setuptools.__version__.split('.')[0]) < 77)" || sed -i '/^license = /d; /^license-files = /d' pyproject.toml
 $PY setup.py build_ext --inplace > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 export PYTHONPATH=src
 $PY -c "import stableloss as sl; sl.show_config()" | tee "$OUT/config.txt"

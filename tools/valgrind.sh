@@ -6,7 +6,8 @@
 # Usage:  tools/valgrind.sh [pytest arguments...]
 #   default: the core kernel tests (test_accuracy, test_dispatch, test_half and the layout /
 #   label / out= part of test_validation) against the working tree's own build (build it first:
-#   python setup.py build_ext --inplace).
+#   python setup.py build_ext --inplace; STABLELOSS_DEBUG=1 keeps the debug info that gives
+#   the reports file:line frames in the extension).
 #
 #   PYTHON=/path/to/python    interpreter (default: python3)
 #   VG_DIR=dir                logs (default: build/valgrind, git-ignored)

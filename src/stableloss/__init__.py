@@ -8,7 +8,7 @@
 >>> print(g)                                   # softmax - onehot
 [[-0.34099886  0.24243297  0.09856589]]
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from ._validation import LabelError, AxisError
 from ._config import show_config, get_num_threads, set_num_threads, SerialBuildWarning
