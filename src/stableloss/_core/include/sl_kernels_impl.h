@@ -2,6 +2,18 @@
  * instances of sl_rows_t.h (rows) and sl_elem_t.h (elementwise). Included by sl_dispatch.h once per ISA,
  * inside a `#pragma GCC target` region, with SL_ISA(n) appending the suffix.
  * No include guard. */
+
+/* this instruction set's exp/log (sl_math_t.h): SL_M(sl_expf) is sl_expf_avx2 etc.;
+ * fused multiply-adds where sl_dispatch.h says the region has FMA (SL_HW_FMA) */
+#define SL_M(n) SL_ISA(n)
+#if defined(SL_HW_FMA) && SL_HW_FMA
+#define SL_MADDF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define SL_MADD(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define SL_MADDF(a, b, c) ((a) * (b) + (c))
+#define SL_MADD(a, b, c) ((a) * (b) + (c))
+#endif
+#include "sl_math_t.h"
 #define SL_T float
 #define SL_F32 1
 #define SL_F(n) SL_ISA(n##_f32)
@@ -48,3 +60,6 @@ static void SL_ISA(cvt_f32_to_half)(const float *restrict src, int64_t n, uint16
 #endif
   (void)i;
 }
+#undef SL_M
+#undef SL_MADDF
+#undef SL_MADD

@@ -35,27 +35,58 @@
 
 #define SL_TS SL_T
 #if SL_F32
-#define SL_EXPV sl_expf
-#define SL_EXPB sl_expf_bounded
+#define SL_EXPV SL_M(sl_expf)
+#define SL_EXPB SL_M(sl_expf_bounded)
 #define SL_BOUND (-86.5f)
 #define SL_HSUM sl_hsum16_f32
 #else
-#define SL_EXPV sl_exp
-#define SL_EXPB sl_exp_bounded
+#define SL_EXPV SL_M(sl_exp)
+#define SL_EXPB SL_M(sl_exp_bounded)
 #define SL_BOUND (-708.0)
 #define SL_HSUM sl_hsum16_f64
 #endif
 
 /* ---- 1. min and max ------------------------------------------------------ */
+/* Not `omp simd reduction(min:..) reduction(max:..)`: OpenMP leaves the initial value
+ * of the private copies to the implementation, and clang starts them at the type's
+ * lowest / largest FINITE value, so an all -inf row got the maximum -FLT_MAX (logsumexp
+ * -3.4e38 instead of -inf, log_softmax -inf instead of NaN); clang also left that loop
+ * scalar (CE 3.7x slower than GCC). Nor a float compare-select reduction: without
+ * -ffast-math clang does not vectorise those at all.
+ * Instead an integer max/min over order-preserving keys of the bit patterns (k for
+ * k >= 0, k ^ 0x7f..f for negative floats), started from the keys of -inf / +inf, with
+ * NaNs replaced by those starting keys (skipped, as a compare-select loop skips them).
+ * Integer max/min is exact, associative and commutative: both compilers vectorise it
+ * at any width with the same result, and -0 < +0 in key order, so the max of a row
+ * holding both zeros is +0 whatever the order of the elements (or of the blocks of a
+ * split row). */
+#if SL_F32
+#define SL_KT int32_t
+#define SL_KMAG ((int32_t)0x7fffffff)
+#define SL_KINF ((int32_t)0x7f800000)
+#else
+#define SL_KT int64_t
+#define SL_KMAG ((int64_t)0x7fffffffffffffffLL)
+#define SL_KINF ((int64_t)0x7ff0000000000000LL)
+#endif
 static SL_INLINE void SL_F(row_minmax)(const SL_T *restrict x, int64_t C, SL_T *lo_out, SL_T *hi_out) {
-  SL_T lo = (SL_T)INFINITY, hi = -(SL_T)INFINITY;
-#pragma omp simd reduction(min:lo) reduction(max:hi)
+  const SL_KT kneg = (SL_KT)((SL_KINF | (-SL_KMAG - 1)) ^ SL_KMAG), kpos = SL_KINF;
+  SL_KT klo = kpos, khi = kneg;
   for (int64_t j = 0; j < C; j++) {
-    lo = x[j] < lo ? x[j] : lo;
-    hi = x[j] > hi ? x[j] : hi;
+    SL_KT k; memcpy(&k, &x[j], sizeof k);
+    const int nan = (k & SL_KMAG) > SL_KINF;
+    const SL_KT key = k < 0 ? k ^ SL_KMAG : k;
+    const SL_KT kl = nan ? kpos : key, kh = nan ? kneg : key;
+    klo = kl < klo ? kl : klo;
+    khi = kh > khi ? kh : khi;
   }
-  *lo_out = lo; *hi_out = hi;
+  klo = klo < 0 ? klo ^ SL_KMAG : klo;
+  khi = khi < 0 ? khi ^ SL_KMAG : khi;
+  memcpy(lo_out, &klo, sizeof klo); memcpy(hi_out, &khi, sizeof khi);
 }
+#undef SL_KT
+#undef SL_KMAG
+#undef SL_KINF
 
 static SL_INLINE int SL_F(row_has_nan)(const SL_T *restrict x, int64_t C) {
   int bad = 0;
@@ -355,11 +386,11 @@ double SL_F(ce_index_split)(const SL_T *x, int64_t C, int64_t N, const int64_t *
     }
 #pragma omp single
     for (int64_t i = 0; i < N; i++) {
-      SL_T lo = (SL_T)INFINITY, m = -(SL_T)INFINITY;
-      for (int64_t b = 0; b < nbk; b++) {
-        lo = blo[i * nbk + b] < lo ? blo[i * nbk + b] : lo;
-        m = bhi[i * nbk + b] > m ? bhi[i * nbk + b] : m;
-      }
+      /* the row's min and max from the blocks' by the same key order (exact: the row
+       * kernel's values, signed zeros included) */
+      SL_T lo, m, unused;
+      SL_F(row_minmax)(blo + i * nbk, nbk, &lo, &unused);
+      SL_F(row_minmax)(bhi + i * nbk, nbk, &unused, &m);
       rm[i] = m; rlo[i] = lo;
       const int64_t y = labels[i];
       if ((has_ignore && y == ignore_index) || y < 0 || y >= C) { rstate[i] = 2; continue; }
@@ -495,15 +526,18 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     }
     if (span >= SL_BOUND) { SL_TILE_TERMS(SL_EXPB) } else { SL_TILE_TERMS(SL_EXPV) }
 #undef SL_TILE_TERMS
-    /* 5. per row: s', loss, gradient scale */
+    /* 5. per row: s', loss, gradient scale (the scales gathered first: a `grow ?` inside
+     * the vector loop became masked loads from grow = NULL under clang, slow) */
+    SL_T scr[SL_TILE];
+    if (grow) { for (int r = 0; r < SL_TILE; r++) scr[r] = (SL_T)(r < nr ? grow[rb + r] : 0.0); }
+    else      { for (int r = 0; r < SL_TILE; r++) scr[r] = (SL_T)gscale; }
     for (int r = 0; r < SL_TILE; r++) {
       SL_T s = (sp[r] - spc[r]) + (n1[r] - 1);
       sp[r] = s;
 #if SL_F32
-      L[r] = (m[r] - xtv[r]) + sl_log1pf(s);
+      L[r] = (m[r] - xtv[r]) + SL_M(sl_log1pf)(s);
 #endif
-      const SL_T sc = (SL_T)(grow ? (r < nr ? grow[rb + r] : 0.0) : gscale);
-      kk[r] = tt[r] >= 0 ? sc / (1 + s) : (SL_T)0;
+      kk[r] = tt[r] >= 0 ? scr[r] / (1 + s) : (SL_T)0;
     }
 #if !SL_F32
     for (int r = 0; r < SL_TILE; r++) L[r] = (m[r] - xtv[r]) + log1p(sp[r]);
@@ -591,7 +625,7 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
       }
       double qt = 0.0, at = 0.0;
       for (; j < C; j++) {
-        double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
+        double wq = w ? (double)w[j] * (om * (double)tr[j] + ec) : om * (double)tr[j] + ec;
         qt += wq; at += wq * (md - (double)xr[j]);
       }
       Q = sl_hsum16_f64(qa) + qt; A = sl_hsum16_f64(aa) + at;
@@ -617,16 +651,27 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     }
     double li = A + Q * L;
     loss[i] = li; total += li;
+    /* `w ?` outside the loops (x * 1.0 == x, so the same bits): inside, clang vectorised
+     * it as masked loads of w, and masked-off loads from w = NULL take a fault-suppression
+     * assist every time (probability-label CE 8x slower than with GCC) */
     if (gtr) {
-      for (int64_t j = 0; j < C; j++)
-        gtr[j] = (SL_T)(sc * om * (w ? (double)w[j] : 1.0) * ((md - (double)xr[j]) + L));
+      const double so = sc * om;
+      if (w) for (int64_t j = 0; j < C; j++) gtr[j] = (SL_T)(so * (double)w[j] * ((md - (double)xr[j]) + L));
+      else   for (int64_t j = 0; j < C; j++) gtr[j] = (SL_T)(so * ((md - (double)xr[j]) + L));
     }
     if (!gxr) continue;
     const double Qg = unit_mass ? 1.0 : Q;
     const double kq = sc * Qg / S;
-    for (int64_t j = 0; j < C; j++) {
-      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
-      gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+    if (w) {
+      for (int64_t j = 0; j < C; j++) {
+        double wq = (double)w[j] * (om * (double)tr[j] + ec);
+        gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+      }
+    } else {
+      for (int64_t j = 0; j < C; j++) {
+        double wq = om * (double)tr[j] + ec;
+        gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+      }
     }
     if (ks >= 0) {
       double wqk = (w ? (double)w[ks] : 1.0) * (om * (double)tr[ks] + ec);
