@@ -161,10 +161,11 @@ def test_extreme_finite_rows(path, dtype, C):
 
 
 def test_half_rows_upcast_path_rounds_through_float32(monkeypatch):
-    """A build without _Float16 (clang 14) computes float16 through the float32 path; its
-    per-row losses must round as the float32 call's do (float64 -> float32 -> float16, what
-    the direct half kernels return), not straight from float64 (which differed in the last
-    bit on ties)."""
+    """The upcast path (grad_out given, non-native byte order; before the portable float16
+    conversions, every float16 input of a clang 14 build) computes float16 through the
+    float32 path; its per-row losses must round as the float32 call's do (float64 ->
+    float32 -> float16, what the direct half kernels return), not straight from float64
+    (which differed in the last bit on ties). half_supported() is patched off to force it."""
     rng = np.random.default_rng(11)
     # wide logits: losses ~ max - x_y + a tiny log S, i.e. just above a multiple of 1/16,
     # which float32 rounds onto a float16 midpoint (ties to even) -- where the two roundings
@@ -178,5 +179,5 @@ def test_half_rows_upcast_path_rounds_through_float32(monkeypatch):
     assert upcast.dtype == np.float16
     assert upcast.tobytes() == ref.tobytes()
     monkeypatch.undo()
-    if K.half_supported():
-        assert direct.tobytes() == ref.tobytes()
+    assert K.half_supported()                    # portable float16 conversions: every build
+    assert direct.tobytes() == ref.tobytes()

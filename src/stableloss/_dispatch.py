@@ -99,9 +99,8 @@ def _reduce_(loss_rows, total, reduction, denom, shape, rd, out):
         res = loss_rows.reshape(shape)
         if rd.itemsize == 2 and res.dtype == np.float64:
             # half results are the float32 call's, then rounded (the direct half kernels
-            # already round their float64 row losses to float32): a build without
-            # _Float16 (clang 14) computes float16 through the float32 path, whose float64
-            # rows rounded straight to float16 differed in the last bit on rare ties
+            # already round their float64 row losses to float32): the upcast path's
+            # float64 rows rounded straight to float16 differed in the last bit on ties
             res = res.astype(np.float32)
         return _finish(res.astype(rd) if out is None else res, rd, out)
     if reduction == "sum":

@@ -52,18 +52,32 @@ SL_MATH_INLINE uint64_t sl_d2bits(double f) { uint64_t u; memcpy(&u, &f, 8); ret
 #undef SL_MADDF
 #undef SL_MADD
 
-/* float16 / bfloat16 <-> float32, one element. float16 uses the compiler's _Float16
- * (GCC >= 12, Clang): inside the AVX2 region loops of these become vcvtph2ps/vcvtps2ph
- * (F16C). bfloat16 -> float32 is a shift; float32 -> bfloat16 rounds to nearest even and
- * keeps NaN quiet. SL_HAVE_F16 is 0 where _Float16 is missing: the Python layer then
- * upcasts half inputs with a full copy instead. */
-#if defined(__FLT16_MANT_DIG__)
+/* float16 / bfloat16 <-> float32, one element, in plain integer/float C (no _Float16:
+ * clang 14 has none on x86, and GCC's software _Float16 casts are its own code), so every
+ * compiler gives the same bits. float16: round to nearest even, overflow to +-inf,
+ * subnormals exact, NaN -> quiet NaN with the top payload bits -- what F16C's
+ * vcvtps2ph / vcvtph2ps do (the 8-wide blocks in the F16C regions use those; checked
+ * exhaustively against them, all 2^32 floats and 2^16 halves). bfloat16 -> float32 is a
+ * shift; float32 -> bfloat16 rounds to nearest even and keeps NaN quiet. */
 #define SL_HAVE_F16 1
-SL_MATH_INLINE float sl_h2f(uint16_t h) { _Float16 v; memcpy(&v, &h, 2); return (float)v; }
-SL_MATH_INLINE uint16_t sl_f2h(float f) { _Float16 v = (_Float16)f; uint16_t h; memcpy(&h, &v, 2); return h; }
-#else
-#define SL_HAVE_F16 0
-#endif
+SL_MATH_INLINE float sl_h2f(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1fu) return sl_bits2f(sign | 0x7f800000u | (m ? 0x400000u | (m << 13) : 0u));
+  if (e == 0) return sl_bits2f(sign | sl_f2bits((float)m * 0x1p-24f));   /* exact */
+  return sl_bits2f(sign | ((e + 112u) << 23) | (m << 13));
+}
+SL_MATH_INLINE uint16_t sl_f2h(float f) {
+  const uint32_t u = sl_f2bits(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));   /* NaN */
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);     /* >= 65520: +-inf */
+  if (a >= 0x38800000u) {                                       /* normal: >= 2^-14 */
+    const uint32_t r = a - 0x38000000u;                         /* exponent rebiased */
+    return (uint16_t)(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+  }
+  /* subnormal or zero: |f| + 0.5 rounds (to nearest even, the float addition) at the
+   * weight of 2^-24; its low bits are the half's */
+  return (uint16_t)(sign | (sl_f2bits(sl_bits2f(a) + 0.5f) - 0x3f000000u));
+}
 SL_MATH_INLINE float sl_bf2f(uint16_t b) { return sl_bits2f((uint32_t)b << 16); }
 SL_MATH_INLINE uint16_t sl_f2bf(float f) {
   uint32_t u = sl_f2bits(f);

@@ -55,7 +55,9 @@
  * -ffast-math clang does not vectorise those at all.
  * Instead an integer max/min over order-preserving keys of the bit patterns (k for
  * k >= 0, k ^ 0x7f..f for negative floats), started from the keys of -inf / +inf, with
- * NaNs replaced by those starting keys (skipped, as a compare-select loop skips them).
+ * NaN keys clamped to the keys of +-inf (a row with a NaN then has max +inf or min -inf
+ * instead of its largest / smallest number; its sum S is NaN either way, and every
+ * caller's special-row branch, taken on S, gives the documented values).
  * Integer max/min is exact, associative and commutative: both compilers vectorise it
  * at any width with the same result, and -0 < +0 in key order, so the max of a row
  * holding both zeros is +0 whatever the order of the elements (or of the blocks of a
@@ -74,9 +76,10 @@ static SL_INLINE void SL_F(row_minmax)(const SL_T *restrict x, int64_t C, SL_T *
   SL_KT klo = kpos, khi = kneg;
   for (int64_t j = 0; j < C; j++) {
     SL_KT k; memcpy(&k, &x[j], sizeof k);
-    const int nan = (k & SL_KMAG) > SL_KINF;
-    const SL_KT key = k < 0 ? k ^ SL_KMAG : k;
-    const SL_KT kl = nan ? kpos : key, kh = nan ? kneg : key;
+    const SL_KT key = k ^ ((k >> (8 * sizeof k - 1)) & SL_KMAG);   /* arithmetic shift */
+    /* NaN keys lie outside [key(-inf), key(+inf)]; clamped there (one min / max each),
+     * a NaN row gets max +inf or min -inf, not a NaN: its S is NaN all the same */
+    const SL_KT kh = key < kpos ? key : kpos, kl = key > kneg ? key : kneg;
     klo = kl < klo ? kl : klo;
     khi = kh > khi ? kh : khi;
   }
@@ -469,6 +472,14 @@ double SL_F(ce_index_split)(const SL_T *x, int64_t C, int64_t N, const int64_t *
  * The partial sums are Kahan-compensated. Plain CE only (no class weight, no label
  * smoothing): the caller sends other cases to ce_index_rows. */
 #define SL_TILE 32
+/* the transposing copies: clang vectorises them over rows with gathers / scatters of
+ * stride C, slower here than its scalar (unrolled) copy; GCC leaves them scalar itself.
+ * Copies only: no effect on any value. */
+#if defined(__clang__)
+#define SL_NO_GATHER _Pragma("clang loop vectorize(disable)")
+#else
+#define SL_NO_GATHER
+#endif
 static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
                                             const int64_t *labels, int has_ignore, int64_t ignore_index,
                                             double *loss, SL_T *g, double gscale, const double *grow,
@@ -482,6 +493,7 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     const int nr = (r1 - rb) < SL_TILE ? (int)(r1 - rb) : SL_TILE;
     const SL_T *xb = x + rb * C;
     /* 1. copy in (transpose); padded lanes are zeros */
+    SL_NO_GATHER
     for (int r = 0; r < nr; r++)
       for (int64_t j = 0; j < C; j++) xt[j][r] = xb[r * C + j];
     for (int r = nr; r < SL_TILE; r++)
@@ -553,6 +565,7 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     for (int64_t j = 0; j < C; j++)
       for (int r = 0; r < SL_TILE; r++) xt[j][r] *= kk[r];
     SL_T *gb = g + rb * C;
+    SL_NO_GATHER
     for (int r = 0; r < nr; r++)
       for (int64_t j = 0; j < C; j++) gb[r * C + j] = xt[j][r];
     for (int r = 0; r < nr; r++) {
@@ -605,7 +618,8 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     /* reads of x before the store pass (gx may alias x; gt may not -- the caller checks) */
     const double md = (double)m;
     /* Q = sum w q ; A = sum w q (m - x): 16 fixed double lanes (vectorises; same bits
-     * for any vector width), a scalar tail */
+     * for any vector width), a scalar tail. SL_MADD: fused where the region has FMA
+     * (explicit, so the same on every compiler; the build does not contract) */
     double Q, A;
     {
       double qa[16] = {0}, aa[16] = {0};
@@ -614,19 +628,19 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
         for (; j + 16 <= C; j += 16)
           for (int l = 0; l < 16; l++) {
             double wq = (double)w[j + l] * (om * (double)tr[j + l] + ec);
-            qa[l] += wq; aa[l] += wq * (md - (double)xr[j + l]);
+            qa[l] += wq; aa[l] = SL_MADD(wq, md - (double)xr[j + l], aa[l]);
           }
       } else {
         for (; j + 16 <= C; j += 16)
           for (int l = 0; l < 16; l++) {
             double wq = om * (double)tr[j + l] + ec;
-            qa[l] += wq; aa[l] += wq * (md - (double)xr[j + l]);
+            qa[l] += wq; aa[l] = SL_MADD(wq, md - (double)xr[j + l], aa[l]);
           }
       }
       double qt = 0.0, at = 0.0;
       for (; j < C; j++) {
         double wq = w ? (double)w[j] * (om * (double)tr[j] + ec) : om * (double)tr[j] + ec;
-        qt += wq; at += wq * (md - (double)xr[j]);
+        qt += wq; at = SL_MADD(wq, md - (double)xr[j], at);
       }
       Q = sl_hsum16_f64(qa) + qt; A = sl_hsum16_f64(aa) + at;
     }
@@ -665,12 +679,12 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     if (w) {
       for (int64_t j = 0; j < C; j++) {
         double wq = (double)w[j] * (om * (double)tr[j] + ec);
-        gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+        gxr[j] = (SL_T)SL_MADD(kq, (double)gxr[j], -(sc * wq));
       }
     } else {
       for (int64_t j = 0; j < C; j++) {
         double wq = om * (double)tr[j] + ec;
-        gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+        gxr[j] = (SL_T)SL_MADD(kq, (double)gxr[j], -(sc * wq));
       }
     }
     if (ks >= 0) {
@@ -710,3 +724,4 @@ double SL_F(nll_rows)(const SL_T *lp, int64_t C, int64_t r0, int64_t r1, const i
 #undef SL_BOUND
 #undef SL_HSUM
 #undef SL_BLOCK
+#undef SL_NO_GATHER
