@@ -34,6 +34,13 @@
  */
 
 #define SL_TS SL_T
+/* a*b + c in the element type: fused in the FMA regions (SL_MADD*, sl_kernels_impl.h), as
+ * GCC's former -ffp-contract=fast fused these; explicit so that every compiler agrees */
+#if SL_F32
+#define SL_MADDT SL_MADDF
+#else
+#define SL_MADDT SL_MADD
+#endif
 #if SL_F32
 #define SL_EXPV SL_M(sl_expf)
 #define SL_EXPB SL_M(sl_expf_bounded)
@@ -250,7 +257,7 @@ void SL_F(softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t r0,
   for (int64_t i = r0; i < r1; i++) {
     const SL_T *yr = y + i * C, *gr = g + i * C; SL_T *o = gx + i * C;
     double s = 0.0;
-    for (int64_t j = 0; j < C; j++) s += (double)gr[j] * (double)yr[j];
+    for (int64_t j = 0; j < C; j++) s = SL_MADD((double)gr[j], (double)yr[j], s);
     const SL_T st = (SL_T)s;
     for (int64_t j = 0; j < C; j++) o[j] = yr[j] * (gr[j] - st);
   }
@@ -262,7 +269,7 @@ void SL_F(log_softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t
     double s = 0.0;
     for (int64_t j = 0; j < C; j++) s += (double)gr[j];
     const SL_T st = (SL_T)s;
-    for (int64_t j = 0; j < C; j++) o[j] = gr[j] - SL_EXPV(yr[j]) * st;
+    for (int64_t j = 0; j < C; j++) o[j] = SL_MADDT(-SL_EXPV(yr[j]), st, gr[j]);
   }
 }
 
@@ -310,7 +317,7 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const double md = (double)m, xy = (double)xr[y];
     double asm_ = 0.0;                      /* sum_c w_c (m - x_c), for label smoothing */
     if (eps > 0.0) {
-      if (w) { for (int64_t j = 0; j < C; j++) asm_ += (double)w[j] * (md - (double)xr[j]); }
+      if (w) { for (int64_t j = 0; j < C; j++) asm_ = SL_MADD((double)w[j], md - (double)xr[j], asm_); }
       else   { for (int64_t j = 0; j < C; j++) asm_ += md - (double)xr[j]; }
     }
     /* target at the (finite) maximum: the loss is log1p(s'), straight to the exact
@@ -345,10 +352,10 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const SL_T k = (SL_T)(sc * a / S);
     if (eps > 0.0 && w) {
       const double c2 = sc * ec;
-      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - (SL_T)(c2 * (double)w[j]);
+      for (int64_t j = 0; j < C; j++) gr[j] = SL_MADDT(gr[j], k, -(SL_T)(c2 * (double)w[j]));
     } else if (eps > 0.0) {
       const SL_T c2 = (SL_T)(sc * ec);
-      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - c2;
+      for (int64_t j = 0; j < C; j++) gr[j] = SL_MADDT(gr[j], k, -c2);
     } else {
       for (int64_t j = 0; j < C; j++) gr[j] *= k;
     }
@@ -719,6 +726,7 @@ double SL_F(nll_rows)(const SL_T *lp, int64_t C, int64_t r0, int64_t r1, const i
 }
 
 #undef SL_TS
+#undef SL_MADDT
 #undef SL_EXPV
 #undef SL_EXPB
 #undef SL_BOUND
