@@ -97,6 +97,11 @@ def _reduce(loss_rows, total, reduction, denom, shape, rd, out):
 def _reduce_(loss_rows, total, reduction, denom, shape, rd, out):
     if reduction == "none":
         res = loss_rows.reshape(shape)
+        if rd.itemsize == 2 and res.dtype == np.float64:
+            # half results are the float32 call's, then rounded (the direct half kernels
+            # already round their float64 row losses to float32): the upcast path's
+            # float64 rows rounded straight to float16 differed in the last bit on ties
+            res = res.astype(np.float32)
         return _finish(res.astype(rd) if out is None else res, rd, out)
     if reduction == "sum":
         return rd.type(total)

@@ -40,6 +40,7 @@
 #endif
 #define SL_ISA(n) n##_avx2
 #define SL_F16C 1
+#define SL_HW_FMA 1     /* sl_math_t.h: explicit fused multiply-adds (the build has -ffp-contract=off) */
 #include "sl_kernels_impl.h"
 #undef SL_ISA
 #if defined(__clang__)
@@ -54,6 +55,7 @@
 #include "sl_kernels_impl.h"
 #undef SL_ISA
 #undef SL_F16C
+#undef SL_HW_FMA
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

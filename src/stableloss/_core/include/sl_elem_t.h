@@ -50,9 +50,9 @@ static SL_INLINE void SL_F(bce_logits_chunk)(const float *restrict x, const floa
     const float xv = x[k], zv = z[k], wv = wl[k], pv = pl[k];
     const float Lc = 1.0f + (pv - 1.0f) * zv;
     const float ax = xv < 0 ? -xv : xv;
-    const float en = sl_expf(-ax);                   /* e^{-|x|} */
+    const float en = SL_M(sl_expf)(-ax);                   /* e^{-|x|} */
     const float w1 = 1.0f + en, inv = 1.0f / w1;     /* one division serves both */
-    const float l1 = sl_logf(w1) + (en - (w1 - 1.0f)) * inv;   /* log1p(e^{-|x|}) */
+    const float l1 = SL_M(sl_logf)(w1) + (en - (w1 - 1.0f)) * inv;   /* log1p(e^{-|x|}) */
     const float c1 = xv >= 0 ? 1.0f - zv : -pv * zv; /* coefficient of x */
     const float omz = 1.0f - zv, rl = xv < 0 ? -xv : 0.0f;  /* form 1: 1 - z, relu(-x) */
     float li = tf_form ? omz * xv + Lc * (l1 + rl) : (c1 == 0.0f ? 0.0f : c1 * xv) + Lc * l1;
@@ -198,8 +198,8 @@ double SL_F(bce_probs_elems)(const SL_T *p, const SL_T *z, int64_t i0, int64_t i
 /* sigmoid and log_sigmoid, forward and VJP (g may be NULL: VJP with ones).
  * float32 uses the vectorised sl_expf / sl_log1pf, float64 libm. */
 #if SL_F32
-#define SL_EXPM(v) sl_expf(v)
-#define SL_L1P(v) sl_log1pf(v)
+#define SL_EXPM(v) SL_M(sl_expf)(v)
+#define SL_L1P(v) SL_M(sl_log1pf)(v)
 #else
 #define SL_EXPM(v) exp(v)
 #define SL_L1P(v) log1p(v)
@@ -211,15 +211,24 @@ void SL_F(sigmoid_elems)(const SL_T *restrict x, int64_t i0, int64_t i1, SL_T *r
     y[i] = xv >= 0 ? 1 / (1 + en) : en / (1 + en);
   }
 }
-void SL_F(sigmoid_vjp_elems)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0, int64_t i1,
-                             SL_T *restrict gx) {
+/* `g ?` is decided outside the loops (a constant `hasg` in each instance): inside, clang
+ * vectorises it as masked loads, and masked-off loads from g = NULL fault-suppress on
+ * every vector (slow). 1 * v == v, so both instances give the same bits. */
+static SL_INLINE void SL_F(sigmoid_vjp_impl)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0,
+                                             int64_t i1, SL_T *restrict gx, const int hasg) {
 #pragma omp simd
   for (int64_t i = i0; i < i1; i++) {
     const SL_T xv = x[i], en = SL_EXPM(xv < 0 ? xv : -xv);
     /* sigma(x) sigma(-x) = e^{-|x|} / (1 + e^{-|x|})^2 */
     const SL_T d = en / ((1 + en) * (1 + en));
-    gx[i] = (g ? g[i] : (SL_T)1) * (xv == xv ? d : xv);
+    const SL_T v = xv == xv ? d : xv;
+    gx[i] = hasg ? g[i] * v : v;
   }
+}
+void SL_F(sigmoid_vjp_elems)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0, int64_t i1,
+                             SL_T *restrict gx) {
+  if (g) SL_F(sigmoid_vjp_impl)(x, g, i0, i1, gx, 1);
+  else   SL_F(sigmoid_vjp_impl)(x, g, i0, i1, gx, 0);
 }
 void SL_F(log_sigmoid_elems)(const SL_T *restrict x, int64_t i0, int64_t i1, SL_T *restrict y) {
 #pragma omp simd
@@ -228,15 +237,21 @@ void SL_F(log_sigmoid_elems)(const SL_T *restrict x, int64_t i0, int64_t i1, SL_
     y[i] = xv >= 0 ? -l1 : xv - l1;
   }
 }
-void SL_F(log_sigmoid_vjp_elems)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0, int64_t i1,
-                                 SL_T *restrict gx) {
+static SL_INLINE void SL_F(log_sigmoid_vjp_impl)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0,
+                                                 int64_t i1, SL_T *restrict gx, const int hasg) {
 #pragma omp simd
   for (int64_t i = i0; i < i1; i++) {
     const SL_T xv = x[i], en = SL_EXPM(xv < 0 ? xv : -xv);
     /* d/dx log sigma(x) = sigma(-x) */
     const SL_T d = xv >= 0 ? en / (1 + en) : 1 / (1 + en);
-    gx[i] = (g ? g[i] : (SL_T)1) * (xv == xv ? d : xv);
+    const SL_T v = xv == xv ? d : xv;
+    gx[i] = hasg ? g[i] * v : v;
   }
+}
+void SL_F(log_sigmoid_vjp_elems)(const SL_T *restrict x, const SL_T *restrict g, int64_t i0, int64_t i1,
+                                 SL_T *restrict gx) {
+  if (g) SL_F(log_sigmoid_vjp_impl)(x, g, i0, i1, gx, 1);
+  else   SL_F(log_sigmoid_vjp_impl)(x, g, i0, i1, gx, 0);
 }
 #undef SL_EXPM
 #undef SL_L1P

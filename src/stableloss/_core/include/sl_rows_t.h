@@ -34,28 +34,69 @@
  */
 
 #define SL_TS SL_T
+/* a*b + c in the element type: fused in the FMA regions (SL_MADD*, sl_kernels_impl.h), as
+ * GCC's former -ffp-contract=fast fused these; explicit so that every compiler agrees */
 #if SL_F32
-#define SL_EXPV sl_expf
-#define SL_EXPB sl_expf_bounded
+#define SL_MADDT SL_MADDF
+#else
+#define SL_MADDT SL_MADD
+#endif
+#if SL_F32
+#define SL_EXPV SL_M(sl_expf)
+#define SL_EXPB SL_M(sl_expf_bounded)
 #define SL_BOUND (-86.5f)
 #define SL_HSUM sl_hsum16_f32
 #else
-#define SL_EXPV sl_exp
-#define SL_EXPB sl_exp_bounded
+#define SL_EXPV SL_M(sl_exp)
+#define SL_EXPB SL_M(sl_exp_bounded)
 #define SL_BOUND (-708.0)
 #define SL_HSUM sl_hsum16_f64
 #endif
 
 /* ---- 1. min and max ------------------------------------------------------ */
+/* Not `omp simd reduction(min:..) reduction(max:..)`: OpenMP leaves the initial value
+ * of the private copies to the implementation, and clang starts them at the type's
+ * lowest / largest FINITE value, so an all -inf row got the maximum -FLT_MAX (logsumexp
+ * -3.4e38 instead of -inf, log_softmax -inf instead of NaN); clang also left that loop
+ * scalar (CE 3.7x slower than GCC). Nor a float compare-select reduction: without
+ * -ffast-math clang does not vectorise those at all.
+ * Instead an integer max/min over order-preserving keys of the bit patterns (k for
+ * k >= 0, k ^ 0x7f..f for negative floats), started from the keys of -inf / +inf, with
+ * NaN keys clamped to the keys of +-inf (a row with a NaN then has max +inf or min -inf
+ * instead of its largest / smallest number; its sum S is NaN either way, and every
+ * caller's special-row branch, taken on S, gives the documented values).
+ * Integer max/min is exact, associative and commutative: both compilers vectorise it
+ * at any width with the same result, and -0 < +0 in key order, so the max of a row
+ * holding both zeros is +0 whatever the order of the elements (or of the blocks of a
+ * split row). */
+#if SL_F32
+#define SL_KT int32_t
+#define SL_KMAG ((int32_t)0x7fffffff)
+#define SL_KINF ((int32_t)0x7f800000)
+#else
+#define SL_KT int64_t
+#define SL_KMAG ((int64_t)0x7fffffffffffffffLL)
+#define SL_KINF ((int64_t)0x7ff0000000000000LL)
+#endif
 static SL_INLINE void SL_F(row_minmax)(const SL_T *restrict x, int64_t C, SL_T *lo_out, SL_T *hi_out) {
-  SL_T lo = (SL_T)INFINITY, hi = -(SL_T)INFINITY;
-#pragma omp simd reduction(min:lo) reduction(max:hi)
+  const SL_KT kneg = (SL_KT)((SL_KINF | (-SL_KMAG - 1)) ^ SL_KMAG), kpos = SL_KINF;
+  SL_KT klo = kpos, khi = kneg;
   for (int64_t j = 0; j < C; j++) {
-    lo = x[j] < lo ? x[j] : lo;
-    hi = x[j] > hi ? x[j] : hi;
+    SL_KT k; memcpy(&k, &x[j], sizeof k);
+    const SL_KT key = k ^ ((k >> (8 * sizeof k - 1)) & SL_KMAG);   /* arithmetic shift */
+    /* NaN keys lie outside [key(-inf), key(+inf)]; clamped there (one min / max each),
+     * a NaN row gets max +inf or min -inf, not a NaN: its S is NaN all the same */
+    const SL_KT kh = key < kpos ? key : kpos, kl = key > kneg ? key : kneg;
+    klo = kl < klo ? kl : klo;
+    khi = kh > khi ? kh : khi;
   }
-  *lo_out = lo; *hi_out = hi;
+  klo = klo < 0 ? klo ^ SL_KMAG : klo;
+  khi = khi < 0 ? khi ^ SL_KMAG : khi;
+  memcpy(lo_out, &klo, sizeof klo); memcpy(hi_out, &khi, sizeof khi);
 }
+#undef SL_KT
+#undef SL_KMAG
+#undef SL_KINF
 
 static SL_INLINE int SL_F(row_has_nan)(const SL_T *restrict x, int64_t C) {
   int bad = 0;
@@ -216,7 +257,7 @@ void SL_F(softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t r0,
   for (int64_t i = r0; i < r1; i++) {
     const SL_T *yr = y + i * C, *gr = g + i * C; SL_T *o = gx + i * C;
     double s = 0.0;
-    for (int64_t j = 0; j < C; j++) s += (double)gr[j] * (double)yr[j];
+    for (int64_t j = 0; j < C; j++) s = SL_MADD((double)gr[j], (double)yr[j], s);
     const SL_T st = (SL_T)s;
     for (int64_t j = 0; j < C; j++) o[j] = yr[j] * (gr[j] - st);
   }
@@ -228,7 +269,7 @@ void SL_F(log_softmax_vjp_rows)(const SL_T *y, const SL_T *g, int64_t C, int64_t
     double s = 0.0;
     for (int64_t j = 0; j < C; j++) s += (double)gr[j];
     const SL_T st = (SL_T)s;
-    for (int64_t j = 0; j < C; j++) o[j] = gr[j] - SL_EXPV(yr[j]) * st;
+    for (int64_t j = 0; j < C; j++) o[j] = SL_MADDT(-SL_EXPV(yr[j]), st, gr[j]);
   }
 }
 
@@ -276,7 +317,7 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const double md = (double)m, xy = (double)xr[y];
     double asm_ = 0.0;                      /* sum_c w_c (m - x_c), for label smoothing */
     if (eps > 0.0) {
-      if (w) { for (int64_t j = 0; j < C; j++) asm_ += (double)w[j] * (md - (double)xr[j]); }
+      if (w) { for (int64_t j = 0; j < C; j++) asm_ = SL_MADD((double)w[j], md - (double)xr[j], asm_); }
       else   { for (int64_t j = 0; j < C; j++) asm_ += md - (double)xr[j]; }
     }
     /* target at the (finite) maximum: the loss is log1p(s'), straight to the exact
@@ -311,10 +352,10 @@ double SL_F(ce_index_rows)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
     const SL_T k = (SL_T)(sc * a / S);
     if (eps > 0.0 && w) {
       const double c2 = sc * ec;
-      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - (SL_T)(c2 * (double)w[j]);
+      for (int64_t j = 0; j < C; j++) gr[j] = SL_MADDT(gr[j], k, -(SL_T)(c2 * (double)w[j]));
     } else if (eps > 0.0) {
       const SL_T c2 = (SL_T)(sc * ec);
-      for (int64_t j = 0; j < C; j++) gr[j] = gr[j] * k - c2;
+      for (int64_t j = 0; j < C; j++) gr[j] = SL_MADDT(gr[j], k, -c2);
     } else {
       for (int64_t j = 0; j < C; j++) gr[j] *= k;
     }
@@ -355,11 +396,11 @@ double SL_F(ce_index_split)(const SL_T *x, int64_t C, int64_t N, const int64_t *
     }
 #pragma omp single
     for (int64_t i = 0; i < N; i++) {
-      SL_T lo = (SL_T)INFINITY, m = -(SL_T)INFINITY;
-      for (int64_t b = 0; b < nbk; b++) {
-        lo = blo[i * nbk + b] < lo ? blo[i * nbk + b] : lo;
-        m = bhi[i * nbk + b] > m ? bhi[i * nbk + b] : m;
-      }
+      /* the row's min and max from the blocks' by the same key order (exact: the row
+       * kernel's values, signed zeros included) */
+      SL_T lo, m, unused;
+      SL_F(row_minmax)(blo + i * nbk, nbk, &lo, &unused);
+      SL_F(row_minmax)(bhi + i * nbk, nbk, &unused, &m);
       rm[i] = m; rlo[i] = lo;
       const int64_t y = labels[i];
       if ((has_ignore && y == ignore_index) || y < 0 || y >= C) { rstate[i] = 2; continue; }
@@ -438,6 +479,14 @@ double SL_F(ce_index_split)(const SL_T *x, int64_t C, int64_t N, const int64_t *
  * The partial sums are Kahan-compensated. Plain CE only (no class weight, no label
  * smoothing): the caller sends other cases to ce_index_rows. */
 #define SL_TILE 32
+/* the transposing copies: clang vectorises them over rows with gathers / scatters of
+ * stride C, slower here than its scalar (unrolled) copy; GCC leaves them scalar itself.
+ * Copies only: no effect on any value. */
+#if defined(__clang__)
+#define SL_NO_GATHER _Pragma("clang loop vectorize(disable)")
+#else
+#define SL_NO_GATHER
+#endif
 static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0, int64_t r1,
                                             const int64_t *labels, int has_ignore, int64_t ignore_index,
                                             double *loss, SL_T *g, double gscale, const double *grow,
@@ -451,6 +500,7 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     const int nr = (r1 - rb) < SL_TILE ? (int)(r1 - rb) : SL_TILE;
     const SL_T *xb = x + rb * C;
     /* 1. copy in (transpose); padded lanes are zeros */
+    SL_NO_GATHER
     for (int r = 0; r < nr; r++)
       for (int64_t j = 0; j < C; j++) xt[j][r] = xb[r * C + j];
     for (int r = nr; r < SL_TILE; r++)
@@ -495,15 +545,18 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     }
     if (span >= SL_BOUND) { SL_TILE_TERMS(SL_EXPB) } else { SL_TILE_TERMS(SL_EXPV) }
 #undef SL_TILE_TERMS
-    /* 5. per row: s', loss, gradient scale */
+    /* 5. per row: s', loss, gradient scale (the scales gathered first: a `grow ?` inside
+     * the vector loop became masked loads from grow = NULL under clang, slow) */
+    SL_T scr[SL_TILE];
+    if (grow) { for (int r = 0; r < SL_TILE; r++) scr[r] = (SL_T)(r < nr ? grow[rb + r] : 0.0); }
+    else      { for (int r = 0; r < SL_TILE; r++) scr[r] = (SL_T)gscale; }
     for (int r = 0; r < SL_TILE; r++) {
       SL_T s = (sp[r] - spc[r]) + (n1[r] - 1);
       sp[r] = s;
 #if SL_F32
-      L[r] = (m[r] - xtv[r]) + sl_log1pf(s);
+      L[r] = (m[r] - xtv[r]) + SL_M(sl_log1pf)(s);
 #endif
-      const SL_T sc = (SL_T)(grow ? (r < nr ? grow[rb + r] : 0.0) : gscale);
-      kk[r] = tt[r] >= 0 ? sc / (1 + s) : (SL_T)0;
+      kk[r] = tt[r] >= 0 ? scr[r] / (1 + s) : (SL_T)0;
     }
 #if !SL_F32
     for (int r = 0; r < SL_TILE; r++) L[r] = (m[r] - xtv[r]) + log1p(sp[r]);
@@ -519,6 +572,7 @@ static SL_INLINE double SL_F(ce_tiles_impl)(const SL_T *x, int64_t C, int64_t r0
     for (int64_t j = 0; j < C; j++)
       for (int r = 0; r < SL_TILE; r++) xt[j][r] *= kk[r];
     SL_T *gb = g + rb * C;
+    SL_NO_GATHER
     for (int r = 0; r < nr; r++)
       for (int64_t j = 0; j < C; j++) gb[r * C + j] = xt[j][r];
     for (int r = 0; r < nr; r++) {
@@ -571,7 +625,8 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     /* reads of x before the store pass (gx may alias x; gt may not -- the caller checks) */
     const double md = (double)m;
     /* Q = sum w q ; A = sum w q (m - x): 16 fixed double lanes (vectorises; same bits
-     * for any vector width), a scalar tail */
+     * for any vector width), a scalar tail. SL_MADD: fused where the region has FMA
+     * (explicit, so the same on every compiler; the build does not contract) */
     double Q, A;
     {
       double qa[16] = {0}, aa[16] = {0};
@@ -580,19 +635,19 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
         for (; j + 16 <= C; j += 16)
           for (int l = 0; l < 16; l++) {
             double wq = (double)w[j + l] * (om * (double)tr[j + l] + ec);
-            qa[l] += wq; aa[l] += wq * (md - (double)xr[j + l]);
+            qa[l] += wq; aa[l] = SL_MADD(wq, md - (double)xr[j + l], aa[l]);
           }
       } else {
         for (; j + 16 <= C; j += 16)
           for (int l = 0; l < 16; l++) {
             double wq = om * (double)tr[j + l] + ec;
-            qa[l] += wq; aa[l] += wq * (md - (double)xr[j + l]);
+            qa[l] += wq; aa[l] = SL_MADD(wq, md - (double)xr[j + l], aa[l]);
           }
       }
       double qt = 0.0, at = 0.0;
       for (; j < C; j++) {
-        double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
-        qt += wq; at += wq * (md - (double)xr[j]);
+        double wq = w ? (double)w[j] * (om * (double)tr[j] + ec) : om * (double)tr[j] + ec;
+        qt += wq; at = SL_MADD(wq, md - (double)xr[j], at);
       }
       Q = sl_hsum16_f64(qa) + qt; A = sl_hsum16_f64(aa) + at;
     }
@@ -617,16 +672,27 @@ double SL_F(ce_prob_rows)(const SL_T *x, const SL_T *t, int64_t C, int64_t r0, i
     }
     double li = A + Q * L;
     loss[i] = li; total += li;
+    /* `w ?` outside the loops (x * 1.0 == x, so the same bits): inside, clang vectorised
+     * it as masked loads of w, and masked-off loads from w = NULL take a fault-suppression
+     * assist every time (probability-label CE 8x slower than with GCC) */
     if (gtr) {
-      for (int64_t j = 0; j < C; j++)
-        gtr[j] = (SL_T)(sc * om * (w ? (double)w[j] : 1.0) * ((md - (double)xr[j]) + L));
+      const double so = sc * om;
+      if (w) for (int64_t j = 0; j < C; j++) gtr[j] = (SL_T)(so * (double)w[j] * ((md - (double)xr[j]) + L));
+      else   for (int64_t j = 0; j < C; j++) gtr[j] = (SL_T)(so * ((md - (double)xr[j]) + L));
     }
     if (!gxr) continue;
     const double Qg = unit_mass ? 1.0 : Q;
     const double kq = sc * Qg / S;
-    for (int64_t j = 0; j < C; j++) {
-      double wq = (w ? (double)w[j] : 1.0) * (om * (double)tr[j] + ec);
-      gxr[j] = (SL_T)(kq * (double)gxr[j] - sc * wq);
+    if (w) {
+      for (int64_t j = 0; j < C; j++) {
+        double wq = (double)w[j] * (om * (double)tr[j] + ec);
+        gxr[j] = (SL_T)SL_MADD(kq, (double)gxr[j], -(sc * wq));
+      }
+    } else {
+      for (int64_t j = 0; j < C; j++) {
+        double wq = om * (double)tr[j] + ec;
+        gxr[j] = (SL_T)SL_MADD(kq, (double)gxr[j], -(sc * wq));
+      }
     }
     if (ks >= 0) {
       double wqk = (w ? (double)w[ks] : 1.0) * (om * (double)tr[ks] + ec);
@@ -660,8 +726,10 @@ double SL_F(nll_rows)(const SL_T *lp, int64_t C, int64_t r0, int64_t r1, const i
 }
 
 #undef SL_TS
+#undef SL_MADDT
 #undef SL_EXPV
 #undef SL_EXPB
 #undef SL_BOUND
 #undef SL_HSUM
 #undef SL_BLOCK
+#undef SL_NO_GATHER
