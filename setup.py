@@ -64,7 +64,9 @@ def openmp_flags(compiler):
     if os.environ.get("STABLELOSS_NO_OPENMP"):
         return [], []
     if compiler.compiler_type == "msvc":
-        cand = (["/openmp"], [])
+        # /openmp:llvm: the kernels use `omp simd` (OpenMP 4.0),
+        # beyond plain /openmp's OpenMP 2.0; its runtime is libomp140 (shipped with MSVC)
+        cand = (["/openmp:llvm"], [])
     elif sys.platform == "darwin":
         cand = (["-Xpreprocessor", "-fopenmp"], ["-lomp"])
     else:
@@ -85,7 +87,11 @@ class BuildExt(build_ext):
         cflags, lflags = openmp_flags(self.compiler)
         self._write_build_config(bool(cflags))
         extra = []
-        if self.compiler.compiler_type != "msvc":
+        if self.compiler.compiler_type == "msvc":
+            # C23 typeof (sl_dispatch.h) and _Pragma need a C11+ mode; /fp:precise keeps
+            # IEEE semantics (no contraction across statements, NaN/inf honoured)
+            extra = ["/O2", "/std:clatest", "/fp:precise"]
+        else:
             # -O3: GCC 12's -O2 does not vectorise these loops; the two "no" flags
             # are required for if-conversion of the exp clamps and for no libm errno.
             # -ffp-contract=off: which products a contraction pass fuses into FMAs is the

@@ -24,6 +24,19 @@
 #if defined(_MSC_VER) && !defined(__clang__)
 #define restrict __restrict
 #endif
+/* Compiler-specific spellings, written once: a read prefetch into all cache levels and the
+ * type of an expression (MSVC: C23 typeof, setup.py passes /std:clatest). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SL_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define SL_TYPEOF(e) __typeof__(e)
+#elif defined(_MSC_VER)
+#include <intrin.h>
+#define SL_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define SL_TYPEOF(e) typeof(e)
+#else
+#define SL_PREFETCH(p) ((void)(p))
+#define SL_TYPEOF(e) __typeof__(e)
+#endif
 
 #define SL_ISA(n) n##_baseline
 #include "sl_kernels_impl.h"
@@ -69,12 +82,12 @@
   X(log_softmax_vjp_rows, isa) X(ce_index_rows, isa) X(ce_index_split, isa) X(ce_index_tiles, isa) X(ce_prob_rows, isa) X(nll_rows, isa) \
   X(bce_logits_elems, isa) X(bce_probs_elems, isa) X(sigmoid_elems, isa) X(sigmoid_vjp_elems, isa) \
   X(log_sigmoid_elems, isa) X(log_sigmoid_vjp_elems, isa)
-#define SL_MEMBER(n, isa) __typeof__(&n##_f32_baseline) n##_f32; __typeof__(&n##_f64_baseline) n##_f64;
+#define SL_MEMBER(n, isa) SL_TYPEOF(&n##_f32_baseline) n##_f32; SL_TYPEOF(&n##_f64_baseline) n##_f64;
 #define SL_INIT(n, isa) n##_f32_##isa, n##_f64_##isa,
 typedef struct {
   const char *name; SL_ROW_KERNELS(SL_MEMBER, _)
-  __typeof__(&cvt_half_to_f32_baseline) cvt_half_to_f32;
-  __typeof__(&cvt_f32_to_half_baseline) cvt_f32_to_half;
+  SL_TYPEOF(&cvt_half_to_f32_baseline) cvt_half_to_f32;
+  SL_TYPEOF(&cvt_f32_to_half_baseline) cvt_f32_to_half;
 } sl_table_t;
 
 static const sl_table_t sl_table_baseline = {"baseline", SL_ROW_KERNELS(SL_INIT, baseline)

@@ -81,7 +81,7 @@ SL_MATH_INLINE double SL_M(sl_exp_bounded)(double x) {
 /* Vectorisable logf: x = 2^k m, m in [sqrt(1/2), sqrt(2)), log(1+f) = f - f^2/2 + f^3 q(f)
  * (q degree 7), k ln2 split hi/lo. Branch-free specials: x < 0 or NaN -> NaN, 0 -> -inf,
  * +inf -> +inf, subnormals scaled. Max error 1.07 ulp over every positive float
- * (measured in ../shared/performance.md; re-checked by tests/test_math.py). */
+ * (measured exhaustively; re-checked by tests/test_math.py). */
 SL_MATH_INLINE float SL_M(sl_logf)(float x) {
   float xs = x < 0x1p-126f ? x * 0x1p23f : x;
   float kadj = x < 0x1p-126f ? -23.0f : 0.0f;

@@ -124,14 +124,14 @@ static SL_INLINE double SL_F(row_sumexp_impl)(const SL_T *restrict x, int64_t C,
      * of waiting on memory (prefetches never fault, even past the end) */
     if (bounded) {
       for (; j + 16 <= j1; j += 16) {
-        __builtin_prefetch(x + j + C, 0, 3);
-        if (sizeof(SL_T) == 8) __builtin_prefetch(x + j + 8 + C, 0, 3);
+        SL_PREFETCH(x + j + C);
+        if (sizeof(SL_T) == 8) SL_PREFETCH(x + j + 8 + C);
         for (int l = 0; l < 16; l++) { SL_T v = SL_EXPB(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
       }
     } else {
       for (; j + 16 <= j1; j += 16) {
-        __builtin_prefetch(x + j + C, 0, 3);
-        if (sizeof(SL_T) == 8) __builtin_prefetch(x + j + 8 + C, 0, 3);
+        SL_PREFETCH(x + j + C);
+        if (sizeof(SL_T) == 8) SL_PREFETCH(x + j + 8 + C);
         for (int l = 0; l < 16; l++) { SL_T v = SL_EXPV(x[j + l] - m); if (store) e[j + l] = v; acc[l] += v; }
       }
     }
