@@ -103,9 +103,7 @@ def test_repository_paths_named_in_the_docs_exist():
             for m in _REPO_PATH.finditer(line):
                 seen += 1
                 if line[m.end():m.end() + 1] == "*":
-                    if not list(ROOT.glob(m.group(1) + line[m.end():].split()[0].strip("`'\",)"))):
-                        bad.append(f"{_rel(p)}:{n}: {m.group(1)}* (a pattern nothing matches)")
-                    continue
+                    continue  # a glob pattern (of build products, say), not a path
                 if not (ROOT / m.group(1)).exists():
                     bad.append(f"{_rel(p)}:{n}: {m.group(1)}")
     assert seen >= 30
