@@ -85,6 +85,7 @@ def test_manifest_ships_tests_docs_and_license(monkeypatch):
     missing = [f for f in files if f.split("/")[0] in SHIPPED_DIRS and f not in selected]
     assert not missing, f"MANIFEST.in leaves out: {missing}"
     for f in ("LICENSE", "README.md", "pyproject.toml", "setup.py", "tests/conftest.py",
+              "conftest.py", ".ci/run",
               "tests/_reference.py", "tests/_arrays.py", "tests/_families.py",
               "src/stableloss/_core/_kernels.pyx", "src/stableloss/py.typed"):
         assert f in selected, f
