@@ -10,16 +10,11 @@
 #   STABLELOSS_CI_VENV_MIN=dir           the venv, made fresh (default: .ci-venv-min)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-PY=${PYTHON:-python3}
+. .ci/_lib.sh
 VENV=${STABLELOSS_CI_VENV_MIN:-.ci-venv-min}
 t0=$SECONDS
 
-rm -rf "$VENV"
-"$PY" -m venv "$VENV"
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-python -m pip install -q --upgrade pip
+fresh_venv "$VENV"
 mapfile -t PINS < <(python .ci/_pins.py build runtime test)
 echo "== stage (c) minimum versions: ${PINS[*]}"
 python -m pip install -q "${PINS[@]}"
@@ -28,7 +23,7 @@ python -m pip list --format=freeze | grep -iE '^(numpy|cython|setuptools|pytest|
 # a clean copy of the tracked files (no build/ or in-place .so from other stages)
 TREE=$(mktemp -d)
 trap 'rm -rf "$TREE"' EXIT
-git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$TREE"
+tracked_copy "$TREE"
 export STABLELOSS_FAIL_NO_OPENMP=1
 python -m pip install -q --no-build-isolation --no-deps "$TREE"
 echo "== stage (c): built and installed in $((SECONDS - t0)) s"

