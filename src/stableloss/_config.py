@@ -6,6 +6,7 @@ import platform
 import sys
 import threading
 import warnings
+from types import FrameType
 from typing import Any, Dict, Literal
 
 _num_threads = 0   # 0: omp_get_max_threads() at each call (OMP_NUM_THREADS, threadpoolctl)
@@ -21,24 +22,26 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+def user_stacklevel() -> int:
+    """The `stacklevel` that makes warnings.warn, called in the function that calls this,
+    name the first frame outside stableloss: the user's call, or their ``import
+    stableloss`` line. importlib's bootstrap frames are passed over uncounted, as
+    warnings.warn itself passes over them."""
+    level = 1
+    f: FrameType | None = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not ("importlib" in fn and "_bootstrap" in fn):
+            if not f.f_globals.get("__name__", "").startswith("stableloss"):
+                break
+            level += 1
+        f = f.f_back
+    return level
 
 
 def warn_user(message, category):
-    """warnings.warn attributed to the first frame outside stableloss (for a warning at
-    import: the user's ``import stableloss`` line). The import machinery's frames are
-    skipped by warnings itself and are not counted."""
-    level, f = 2, sys._getframe(1)
-    while f is not None:
-        fn = f.f_code.co_filename
-        if "importlib" in fn and "_bootstrap" in fn:
-            f = f.f_back
-            continue
-        if not fn.startswith(_PKG_DIR):
-            break
-        level += 1
-        f = f.f_back
-    warnings.warn(message, category, stacklevel=level)
+    """warnings.warn attributed to the first frame outside stableloss."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
 class SerialBuildWarning(RuntimeWarning):
@@ -60,11 +63,16 @@ def openmp_build():
         return bool(_kernels.openmp_enabled())
 
 
-def _cpus():
+def _usable_cpus():
+    """The CPUs this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return list(range(os.cpu_count() or 1))
+
+
+def _cpus():
+    return len(_usable_cpus())
 
 
 SERIAL_BUILD_FIX = ("install an OpenMP runtime for the compiler (Linux: GCC ships libgomp; with clang "
@@ -101,12 +109,8 @@ def physical_cores() -> int:
     """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
     global _physical
     if _physical is None:
-        try:
-            cpus = sorted(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cpus = list(range(os.cpu_count() or 1))
         cores = set()
-        for c in cpus:
+        for c in _usable_cpus():
             try:
                 with open(f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list") as f:
                     cores.add(f.read().strip())
@@ -234,7 +238,7 @@ def show_config(print_: bool = True) -> Dict[str, Any]:
         "numpy": np.__version__,
         "platform": f"{platform.system()} {platform.machine()}",
         "compiler": compiler,
-        "openmp": _kernels.openmp_enabled(),
+        "openmp": openmp_build(),
         "default_threads": get_num_threads(),
         "omp_max_threads": _kernels.max_threads(),
         "physical_cores": physical_cores(),

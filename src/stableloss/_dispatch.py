@@ -942,7 +942,9 @@ _scipy_blas = None
 def _blas():
     """scipy.linalg.blas, imported once; None (and _USE_SCIPY_BLAS = False) without SciPy."""
     global _scipy_blas, _USE_SCIPY_BLAS
-    if _scipy_blas is None and _USE_SCIPY_BLAS:
+    if not _USE_SCIPY_BLAS:
+        return None
+    if _scipy_blas is None:
         try:
             from scipy.linalg import blas
         except ImportError:  # pragma: no cover - the NumPy fallback is tested by forcing it
@@ -966,7 +968,7 @@ def linear_ce_chunk_rows(N, V, itemsize, chunk_size=None):
 def _gemm_acc(c, a, g):
     """c += g.T @ a for C-contiguous c (V, d), a (n, d), g (n, V): BLAS with beta=1 when
     SciPy is there, else V-slices through a small temporary."""
-    blas = _blas() if _USE_SCIPY_BLAS else None
+    blas = _blas()
     if blas is not None:
         f = blas.sgemm if c.dtype == np.float32 else blas.dgemm
         # Fortran view: c.T (d, V) += a.T (d, n) @ (g.T (V, n)).T

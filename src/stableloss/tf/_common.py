@@ -5,11 +5,10 @@ Nothing here imports TensorFlow. The math is always the core's (stableloss._disp
 """
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
-from .. import _grad
+from .. import _config, _grad
 from .errors import InvalidArgumentError, invalid_argument
 
 _FLOAT_NAMES = {"float16": "half", "float32": "float", "float64": "double", "bfloat16": "bfloat16"}
@@ -103,13 +102,9 @@ def dims_str(shape):
 
 def user_stacklevel():
     """The guard's `stacklevel` that makes a MisuseWarning point at the first frame
-    outside stableloss (the user's call), however deep the mirror's call chain is."""
-    f = sys._getframe(1)     # the function that calls the guard
-    k = 1
-    while f is not None and f.f_globals.get("__name__", "").startswith("stableloss"):
-        f = f.f_back
-        k += 1
-    return 1 + k
+    outside stableloss (the user's call), however deep the mirror's call chain is. The
+    core's rule, counted from this helper's frame, which stands in for the guard's own."""
+    return _config.user_stacklevel()
 
 
 def register(f, impl, names):
