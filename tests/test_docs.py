@@ -53,6 +53,14 @@ def _lines(p: Path):
     return enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
 
 
+def _matches(files, pattern):
+    """(file, line number, line, match) for every match of `pattern` in `files`."""
+    for p in files:
+        for n, line in _lines(p):
+            for m in re.finditer(pattern, line):
+                yield p, n, line, m
+
+
 def test_the_scanned_files_are_there():
     # guards the checks below against scanning nothing
     names = {_rel(p) for p in ALL_FILES}
@@ -63,14 +71,12 @@ def test_the_scanned_files_are_there():
 
 def test_no_path_leaves_the_repository():
     bad = []
-    for p in ALL_FILES:
-        for n, line in _lines(p):
-            for m in re.finditer(r"(?:\.\./)+[\w./-]*[\w/]", line):
-                # read from the file's folder or from the repository root: either way the
-                # path must name something inside the repository
-                if not any((ROOT in t.parents or t == ROOT) and t.exists()
-                           for t in ((p.parent / m.group(0)).resolve(), (ROOT / m.group(0)).resolve())):
-                    bad.append(f"{_rel(p)}:{n}: {m.group(0)}")
+    for p, n, _, m in _matches(ALL_FILES, r"(?:\.\./)+[\w./-]*[\w/]"):
+        # read from the file's folder or from the repository root: either way the
+        # path must name something inside the repository
+        if not any((ROOT in t.parents or t == ROOT) and t.exists()
+                   for t in ((p.parent / m.group(0)).resolve(), (ROOT / m.group(0)).resolve())):
+            bad.append(f"{_rel(p)}:{n}: {m.group(0)}")
     assert not bad, "paths outside the repository (or to nothing):\n" + "\n".join(bad)
 
 
@@ -79,16 +85,14 @@ _LINK = re.compile(r"\[[^\]]*\]\(\s*([^)\s]+)(?:\s+\"[^\"]*\")?\s*\)")
 
 def test_relative_markdown_links_resolve():
     bad, seen = [], 0
-    for p in MARKDOWN:
-        for n, line in _lines(p):
-            for m in _LINK.finditer(line):
-                target = m.group(1)
-                if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-                    continue  # URLs and in-page anchors
-                seen += 1
-                path = (p.parent / target.split("#", 1)[0]).resolve()
-                if ROOT not in path.parents or not path.exists():
-                    bad.append(f"{_rel(p)}:{n}: ({target})")
+    for p, n, _, m in _matches(MARKDOWN, _LINK):
+        target = m.group(1)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue  # URLs and in-page anchors
+        seen += 1
+        path = (p.parent / target.split("#", 1)[0]).resolve()
+        if ROOT not in path.parents or not path.exists():
+            bad.append(f"{_rel(p)}:{n}: ({target})")
     assert seen >= 5, "the link pattern found (almost) no links"
     assert not bad, "broken relative links:\n" + "\n".join(bad)
 
@@ -98,14 +102,12 @@ _REPO_PATH = re.compile(r"(?<![\w/.~-])((?:docs|tests|benchmarks|tools|src|\.ci)
 
 def test_repository_paths_named_in_the_docs_exist():
     bad, seen = [], 0
-    for p in USER_FILES:
-        for n, line in _lines(p):
-            for m in _REPO_PATH.finditer(line):
-                seen += 1
-                if line[m.end():m.end() + 1] == "*":
-                    continue  # a glob pattern (of build products, say), not a path
-                if not (ROOT / m.group(1)).exists():
-                    bad.append(f"{_rel(p)}:{n}: {m.group(1)}")
+    for p, n, line, m in _matches(USER_FILES, _REPO_PATH):
+        seen += 1
+        if line[m.end():m.end() + 1] == "*":
+            continue  # a glob pattern (of build products, say), not a path
+        if not (ROOT / m.group(1)).exists():
+            bad.append(f"{_rel(p)}:{n}: {m.group(1)}")
     assert seen >= 30
     assert not bad, "paths that are not in the repository:\n" + "\n".join(bad)
 
@@ -115,12 +117,10 @@ def test_tests_named_in_the_docs_exist():
     for p in (ROOT / "tests").glob("test_*.py"):
         defined |= set(re.findall(r"^def (test_\w+)", p.read_text(encoding="utf-8"), re.M))
     bad, seen = [], 0
-    for p in MARKDOWN:
-        for n, line in _lines(p):
-            for name in re.findall(r"`(?:[\w/]+\.py::)?\s*(test_\w+)(?![\w.])", line):
-                seen += 1
-                if name not in defined:
-                    bad.append(f"{_rel(p)}:{n}: {name}")
+    for p, n, _, m in _matches(MARKDOWN, r"`(?:[\w/]+\.py::)?\s*(test_\w+)(?![\w.])"):
+        seen += 1
+        if m.group(1) not in defined:
+            bad.append(f"{_rel(p)}:{n}: {m.group(1)}")
     assert seen >= 5
     assert not bad, "tests named in the docs that do not exist:\n" + "\n".join(bad)
 
